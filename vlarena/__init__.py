@@ -1,0 +1,3 @@
+"""vlarena: vision-language-action agents in fast batched simulated homes."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Pure scene and episode data: procedural apartments, file formats (no torch)."""

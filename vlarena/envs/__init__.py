@@ -1,0 +1,1 @@
+"""Batched simulator, tasks and gymnasium registration."""
