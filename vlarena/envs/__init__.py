@@ -1,1 +1,37 @@
-"""Batched simulator, tasks and gymnasium registration."""
+"""Batched simulator, tasks and gymnasium registration.
+
+Importing this package registers the tasks with gymnasium:
+`gym.make("vlarena/ObjectNav-v0")` gives a single env (numpy observations) and
+`gym.make_vec("vlarena/ObjectNav-v0", num_envs=256, device="cuda")` the native batched env
+(torch tensors on the device).
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+TASKS = {
+    "ObjectNav": ("vlarena.envs.single_env:make_objectnav", "vlarena.envs.objectnav:ObjectNavVectorEnv"),
+}
+
+
+def register_all() -> None:
+    for name, (single, vector) in TASKS.items():
+        env_id = f"vlarena/{name}-v0"
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point=single, vector_entry_point=vector)
+
+
+def task_ids() -> list[str]:
+    return [f"vlarena/{name}-v0" for name in TASKS]
+
+
+def check_task(task: str) -> str:
+    """The full env id for `task` ('ObjectNav' or 'vlarena/ObjectNav-v0'); a clear error otherwise."""
+    env_id = task if task.startswith("vlarena/") else f"vlarena/{task}-v0"
+    if env_id not in task_ids():
+        raise ValueError(f"unknown task {task!r}: accepted are {task_ids()}")
+    return env_id
+
+
+register_all()
