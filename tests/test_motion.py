@@ -9,7 +9,8 @@ from vlarena.envs.motion import FORWARD, STOP, TURN_LEFT, TURN_RIGHT, MotionConf
 from vlarena.envs.scene_tensors import SceneTensors
 
 
-def run(scene, pose, actions, config=MotionConfig()):
+def run(scene, pose, actions, config=None):
+    config = config or MotionConfig()
     st = SceneTensors.from_scenes([scene])
     idx = torch.zeros(1, dtype=torch.long)
     p = torch.tensor([pose], dtype=torch.float32)

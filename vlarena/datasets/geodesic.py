@@ -67,3 +67,4 @@ def cell_centers(shape: tuple[int, int], cell_size: float) -> tuple[np.ndarray, 
     """(x, y) in metres of every cell centre, each of shape `shape`."""
     ii, jj = np.indices(shape)
     return (jj + 0.5) * cell_size, (ii + 0.5) * cell_size
+

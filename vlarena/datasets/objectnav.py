@@ -57,7 +57,7 @@ class GoalFields:
     def field(self, object_ids: tuple[int, ...]) -> np.ndarray:
         """Metres to the nearest navigable cell within GOAL_CELL_RADIUS of any of the objects."""
         if object_ids not in self._cache:
-            goal = object_goal_cells(self.scene, object_ids, radius=GOAL_CELL_RADIUS)
+            goal = object_goal_cells(self.scene, object_ids, radius=GOAL_CELL_RADIUS, navigable=self.navigable)
             self._cache[object_ids] = self.graph.distance_field(goal)
         return self._cache[object_ids]
 

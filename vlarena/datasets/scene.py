@@ -11,6 +11,7 @@ non-floor cells.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -138,19 +139,23 @@ class _Checker:
 
     def get(self, data: dict, key: str, types: type | tuple[type, ...], where: str = "") -> Any:
         name = f"{where}{key}"
+        if not isinstance(data, dict):
+            self.fail(where.rstrip(".") or "<root>", f"must be a JSON object, got {type(data).__name__}")
         if key not in data:
             self.fail(name, "is missing")
         value = data[key]
         if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
             self.fail(name, f"must be {_type_names(types)}, got {value!r}")
-        if not isinstance(value, types):
+        accepted = (list, tuple) if types is list else types  # to_dict() holds tuples where JSON holds lists
+        if not isinstance(value, accepted):
             self.fail(name, f"must be {_type_names(types)}, got {type(value).__name__} {value!r:.60}")
         return value
 
     def pair(self, data: dict, key: str, where: str, kind: type | tuple[type, ...] = (int, float)) -> tuple:
         value = self.get(data, key, list, where)
-        if len(value) != 2 or not all(isinstance(v, kind) and not isinstance(v, bool) for v in value):
-            self.fail(f"{where}{key}", f"must be a list of 2 numbers, got {value!r:.60}")
+        if len(value) != 2 or not all(isinstance(v, kind) and not isinstance(v, bool) and math.isfinite(v)
+                                      for v in value):
+            self.fail(f"{where}{key}", f"must be a list of 2 finite numbers, got {value!r:.60}")
         return tuple(value)
 
 
@@ -178,6 +183,8 @@ def _parse_scene(data: Any, source: str) -> Scene:
         c.fail("cells", "may only hold the characters 0 (outside), 1 (floor) and 2 (wall)")
     cells = np.array([[int(ch) for ch in r] for r in cell_rows], dtype=np.uint8)
     room_rows = c.get(data, "room_ids", list)
+    if not all(isinstance(r, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in r) for r in room_rows):
+        c.fail("room_ids", f"must be a {rows}x{cols} list of ints")
     try:
         room_ids = np.array(room_rows, dtype=np.int16)
     except (ValueError, TypeError, OverflowError):
@@ -198,13 +205,17 @@ def _parse_scene(data: Any, source: str) -> Scene:
         if rtype not in ROOM_TYPES:
             c.fail(w + "type", f"must be one of {list(ROOM_TYPES)}, got {rtype!r}")
         bounds = c.get(r, "bounds", list, w)
-        if len(bounds) != 4 or not all(isinstance(b, int) for b in bounds):
+        if len(bounds) != 4 or not all(isinstance(b, int) and not isinstance(b, bool) for b in bounds):
             c.fail(w + "bounds", f"must be 4 ints (i0, j0, i1, j1), got {bounds!r}")
+        if not (0 <= bounds[0] < bounds[2] <= rows and 0 <= bounds[1] < bounds[3] <= cols):
+            c.fail(w + "bounds", f"must satisfy 0 <= i0 < i1 <= {rows} and 0 <= j0 < j1 <= {cols}, got {bounds!r}")
         if c.get(r, "id", int, w) != k:
             c.fail(w + "id", f"must equal the room's position {k}")
         rooms.append(Room(k, rtype, tuple(bounds)))
     if room_ids.max(initial=-1) >= len(rooms) or room_ids.min(initial=-1) < -1:
         c.fail("room_ids", f"must hold -1 or a room id in [0, {len(rooms) - 1}]")
+    if ((room_ids >= 0) & (cells != FLOOR)).any():
+        c.fail("room_ids", "must be -1 on every cell that is not floor (cells '0' or '2')")
 
     doors = []
     for k, d in enumerate(c.get(data, "doors", list)):
@@ -214,7 +225,9 @@ def _parse_scene(data: Any, source: str) -> Scene:
             c.fail(w + "rooms", f"must name two room ids in [0, {len(rooms) - 1}], got {list(pair)}")
         dcells = c.get(d, "cells", list, w)
         for cell in dcells:
-            if not (isinstance(cell, list) and len(cell) == 2 and 0 <= cell[0] < rows and 0 <= cell[1] < cols):
+            if not (isinstance(cell, (list, tuple)) and len(cell) == 2
+                    and all(isinstance(v, int) and not isinstance(v, bool) for v in cell)
+                    and 0 <= cell[0] < rows and 0 <= cell[1] < cols):
                 c.fail(w + "cells", f"must hold [i, j] cells inside the {rows}x{cols} grid, got {cell!r}")
         doors.append(Door(tuple(pair), tuple(tuple(x) for x in dcells)))
 

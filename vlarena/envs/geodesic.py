@@ -6,11 +6,8 @@ field slot. The distance from a continuous position p is
     min over navigable cells n in the 5x5 block around p of  D[n] + |p - centre(n)|,
 a one-step Dijkstra from p onto the grid.
 
-The expert (batched, no loop over agents) follows the field: from the best cell next to the agent
-it walks the steepest-descent chain `lookahead` cells ahead, aims at the farthest chain cell that
-the agent's disc can reach in a straight line without touching anything, turns towards it while the
-heading error exceeds half a turn, and otherwise moves forward. It calls STOP when the task says
-stopping now succeeds.
+The expert is a batched greedy one-step planner over the exact collision test (see
+ShortestPathExpert).
 """
 
 from __future__ import annotations
@@ -20,8 +17,7 @@ import math
 import numpy as np
 import torch
 
-from vlarena.datasets.geodesic import NEIGHBOURS
-from vlarena.envs.motion import FORWARD, STOP, TURN_LEFT, TURN_RIGHT, MotionConfig, collides, wrap_angle
+from vlarena.envs.motion import FORWARD, STOP, TURN_LEFT, TURN_RIGHT, MotionConfig, collides
 from vlarena.envs.scene_tensors import SceneTensors
 
 INF = float("inf")
@@ -75,57 +71,36 @@ class FieldPool:
 
 
 class ShortestPathExpert:
-    """Batched expert actions (STOP, FORWARD, TURN_LEFT, TURN_RIGHT) following a FieldPool."""
+    """Batched greedy expert (STOP, FORWARD, TURN_LEFT, TURN_RIGHT) over a FieldPool.
 
-    def __init__(self, scenes: SceneTensors, pool: FieldPool, motion: MotionConfig, lookahead: int = 4,
-                 margin: float = 0.03):
+    For every heading reachable by m turns (m = -n/2 .. n/2 with n = 360 / turn_deg) it checks,
+    with the exact collision test, the position one FORWARD would reach and its geodesic distance
+    to the goal. The best heading (smallest distance plus `turn_penalty` metres per turn) decides:
+    m = 0 -> FORWARD, m > 0 -> TURN_LEFT, m < 0 -> TURN_RIGHT. The choice depends on the position
+    only, so turning never oscillates. STOP when the task says stopping now succeeds.
+    """
+
+    def __init__(self, scenes: SceneTensors, pool: FieldPool, motion: MotionConfig, turn_penalty: float = 0.03):
         self.scenes, self.pool, self.motion = scenes, pool, motion
-        self.lookahead = lookahead
-        self.margin = margin
-        nb = torch.tensor(NEIGHBOURS, device=scenes.device)
-        self.nb_di, self.nb_dj = nb[:, 0], nb[:, 1]
-        self.nb_cost = torch.tensor([math.hypot(a, b) for a, b in NEIGHBOURS], device=scenes.device) * scenes.cell_size
-
-    def _descend(self, slot: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One steepest-descent step from cells (i, j) [B]; cells already at a minimum stay."""
-        ni = i[:, None] + self.nb_di
-        nj = j[:, None] + self.nb_dj
-        vals = self.pool.lookup(slot, ni, nj) + self.nb_cost
-        best = vals.argmin(dim=1)
-        here = self.pool.lookup(slot, i, j)
-        better = vals.gather(1, best[:, None]).squeeze(1) < here - 1e-4
-        return torch.where(better, ni.gather(1, best[:, None]).squeeze(1), i), torch.where(
-            better, nj.gather(1, best[:, None]).squeeze(1), j)
-
-    def _clear_line(self, scene_idx: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """True [B] where the agent's disc (plus a margin) can travel straight from a to b."""
-        radius = self.motion.agent_radius + self.margin
-        length = (b - a).norm(dim=-1)
-        n = max(2, int(math.ceil(self.lookahead * self.scenes.cell_size * 1.5 / 0.08)))
-        ok = torch.ones(len(a), dtype=torch.bool, device=a.device)
-        for k in range(1, n + 1):
-            p = a + (b - a) * (k / n)
-            ok &= ~collides(self.scenes, scene_idx, p, radius) | (length * k / n < 1e-6)
-        return ok
+        n = max(1, round(360.0 / motion.turn_deg))
+        self.turns = torch.arange(-(n // 2), n - n // 2, device=scenes.device)  # [M] turn counts, 0 included
+        self.turn_penalty = turn_penalty
+        self.substeps = max(1, int(math.ceil(motion.forward_step / motion.agent_radius)))
 
     def act(self, scene_idx: torch.Tensor, pose: torch.Tensor, slot: torch.Tensor,
             stop_now: torch.Tensor) -> torch.Tensor:
         """Expert actions [B] (int64) for agents at `pose` heading to the goals of field `slot`."""
-        xy = pose[:, :2]
-        values, centres, ii, jj = self.pool._block(slot, xy, 1)
-        start = (values + (centres - xy[:, None, :]).norm(dim=-1)).argmin(dim=1)
-        i = ii.gather(1, start[:, None]).squeeze(1)
-        j = jj.gather(1, start[:, None]).squeeze(1)
-        cs = self.scenes.cell_size
-        aim = torch.stack([(j + 0.5) * cs, (i + 0.5) * cs], dim=-1)
-        for _ in range(self.lookahead):
-            i, j = self._descend(slot, i, j)
-            cand = torch.stack([(j + 0.5) * cs, (i + 0.5) * cs], dim=-1)
-            aim = torch.where(self._clear_line(scene_idx, xy, cand)[:, None], cand, aim)
-        delta = aim - xy
-        close = delta.norm(dim=-1) < 1e-3
-        err = wrap_angle(torch.atan2(delta[:, 1], delta[:, 0]) - pose[:, 2])
-        half_turn = math.radians(self.motion.turn_deg) / 2
-        action = torch.where(err > half_turn, TURN_LEFT, torch.where(err < -half_turn, TURN_RIGHT, FORWARD))
-        action = torch.where(close, torch.full_like(action, FORWARD), action)
+        b, m = pose.shape[0], self.turns.shape[0]
+        heading = pose[:, 2:3] + self.turns * math.radians(self.motion.turn_deg)  # [B, M]
+        direction = torch.stack([torch.cos(heading), torch.sin(heading)], dim=-1)  # [B, M, 2]
+        frac = torch.arange(1, self.substeps + 1, device=pose.device) / self.substeps
+        pts = pose[:, None, None, :2] + direction[:, :, None, :] * (self.motion.forward_step * frac[:, None])
+        rep = scene_idx.repeat_interleave(m * self.substeps)
+        blocked = collides(self.scenes, rep, pts.reshape(-1, 2), self.motion.agent_radius)
+        blocked = blocked.view(b, m, self.substeps).any(dim=-1)
+        ends = pts[:, :, -1, :]
+        dist = self.pool.distance(slot.repeat_interleave(m), ends.reshape(-1, 2)).view(b, m)
+        score = torch.where(blocked, torch.full_like(dist, INF), dist) + self.turn_penalty * self.turns.abs()
+        best = self.turns[score.argmin(dim=1)]
+        action = torch.where(best > 0, TURN_LEFT, torch.where(best < 0, TURN_RIGHT, FORWARD))
         return torch.where(stop_now, torch.full_like(action, STOP), action).long()

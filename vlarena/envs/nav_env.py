@@ -236,7 +236,7 @@ class NavVectorEnv(VectorEnv):
         self.pose = torch.where(rows[:, None], self.episodes.start_pose[self.ep], self.pose)
         self.steps = torch.where(rows, torch.zeros_like(self.steps), self.steps)
         self.path_length = torch.where(rows, torch.zeros_like(self.path_length), self.path_length)
-        self.prev_distance = torch.where(rows, self.episodes.start_distance[self.ep], self.prev_distance)
+        self.prev_distance = torch.where(rows, self._distance(), self.prev_distance)
         self._instructions = tuple(self.episodes.instructions[e] for e in self.ep.tolist())
 
     def _distance(self) -> torch.Tensor:
