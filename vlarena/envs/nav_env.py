@@ -202,7 +202,7 @@ class NavVectorEnv(VectorEnv):
         return self._observe(), reward, terminated, truncated, info
 
     def render(self) -> tuple[np.ndarray, ...]:
-        frames = self.renderer.render(self.scene_idx, self.pose)["rgb"]
+        frames = self.renderer.render(self.scene_idx, self.pose, outputs=("rgb",))["rgb"]
         return tuple(frames.cpu().numpy())
 
     # ---- helpers ---------------------------------------------------------------------------
@@ -244,10 +244,10 @@ class NavVectorEnv(VectorEnv):
 
     def _observe(self, rows: torch.Tensor | None = None) -> dict[str, Any]:
         if rows is None:
-            out = self.renderer.render(self.scene_idx, self.pose)
+            out = self.renderer.render(self.scene_idx, self.pose, outputs=("rgb", "depth"))
             return {"rgb": out["rgb"], "depth": out["depth"], "instruction": self._instructions}
         idx = rows.nonzero().squeeze(1)
-        out = self.renderer.render(self.scene_idx[idx], self.pose[idx])
+        out = self.renderer.render(self.scene_idx[idx], self.pose[idx], outputs=("rgb", "depth"))
         rgb = torch.zeros((self.num_envs, *out["rgb"].shape[1:]), dtype=torch.uint8, device=self.device)
         depth = torch.zeros((self.num_envs, *out["depth"].shape[1:]), device=self.device)
         rgb[idx], depth[idx] = out["rgb"], out["depth"]

@@ -1,0 +1,177 @@
+"""R2R-style splits over generated apartments: train / val_seen / val_unseen / test from one seed.
+
+Scenes come from disjoint seed ranges per split group (`SCENE_SEED_RANGES`): train and val_seen
+share the "seen" scenes (val_seen has new start/goal pairs there, never a train pair in either
+direction); val_unseen and test have scenes of their own, so no scene is in two groups. Every
+path is a shortest path of 4-7 viewpoints and 5-20 m (`r2r.sample_paths`); `path_id`s are unique
+over all splits, in split order. Instruction text comes from a pluggable function
+
+    instruct(scene, graph, path, rng) -> list[str]   # path: viewpoint indices into graph
+
+(e.g. `vlarena.datasets.instructions.generate_instructions`); when it accepts a keyword
+`start_heading` it also gets the start heading in the scene frame (radians, counter-clockwise
+from +x). Everything is deterministic given `R2RSplitConfig.seed` (and `instruct`).
+
+On disk (`write_r2r_dataset`, read back by `load_r2r_dataset`):
+
+    <folder>/R2R_<split>.json                        R2R episodes (`r2r`)
+    <folder>/connectivity/<scan>_connectivity.json   graphs (`connectivity`)
+    <folder>/scenes/<scan>.json                      scenes (`scene`, version 1)
+    <folder>/R2R_VLNCE/<split>/<split>.json.gz       VLN-CE episodes (`vlnce`), optional
+    <folder>/R2R_VLNCE/<split>/<split>_gt.json.gz    VLN-CE ground truth (`vlnce_gt`), optional
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vlarena.datasets.connectivity import read_connectivity, write_connectivity
+from vlarena.datasets.generate import generate_scene
+from vlarena.datasets.navgraph import NavGraph
+from vlarena.datasets.navgraph_build import build_nav_graph
+from vlarena.datasets.r2r import R2REpisode, heading_to_scene, make_episode, read_r2r, sample_paths, write_r2r
+from vlarena.datasets.scene import Scene
+from vlarena.datasets.vlnce import build_vocab, r2r_to_vlnce, write_vlnce
+from vlarena.datasets.vlnce_gt import vlnce_gt, write_vlnce_gt
+
+SPLITS = ("train", "val_seen", "val_unseen", "test")
+SCENE_SEED_RANGES: dict[str, tuple[int, int]] = {  # [lo, hi) scene seeds per split group
+    "seen": (0, 100_000),  # train and val_seen
+    "val_unseen": (100_000, 200_000),
+    "test": (200_000, 300_000),
+}
+GROUP_OF = {"train": "seen", "val_seen": "seen", "val_unseen": "val_unseen", "test": "test"}
+
+Instruct = Callable[..., list[str]]
+
+
+@dataclass
+class R2RSplitConfig:
+    seed: int = 0
+    scenes: dict[str, int] = field(default_factory=lambda: {"seen": 8, "val_unseen": 2, "test": 2})
+    paths_per_scene: dict[str, int] = field(default_factory=lambda: {
+        "train": 20, "val_seen": 5, "val_unseen": 20, "test": 20})
+    instructions_per_path: int = 3
+    min_edges: int = 3
+    max_edges: int = 6
+    min_distance: float = 5.0
+    max_distance: float = 20.0
+
+    def __post_init__(self) -> None:
+        if set(self.scenes) != set(SCENE_SEED_RANGES):
+            raise ValueError(f"scenes must give a count for each group {list(SCENE_SEED_RANGES)}, got {self.scenes}")
+        if set(self.paths_per_scene) != set(SPLITS):
+            raise ValueError(f"paths_per_scene must give a count for each split {list(SPLITS)}, "
+                             f"got {self.paths_per_scene}")
+        for name, counts in (("scenes", self.scenes), ("paths_per_scene", self.paths_per_scene)):
+            for k, v in counts.items():
+                if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                    raise ValueError(f"{name}[{k!r}] must be a non-negative int, got {v!r}")
+        if not isinstance(self.instructions_per_path, int) or self.instructions_per_path < 1:
+            raise ValueError(f"instructions_per_path must be a positive int, got {self.instructions_per_path!r}")
+
+
+@dataclass
+class R2RDataset:
+    episodes: dict[str, list[R2REpisode]]  # split -> episodes
+    scenes: dict[str, Scene]  # scan -> scene
+    graphs: dict[str, NavGraph]  # scan -> graph
+    scene_seeds: dict[str, list[int]] = field(default_factory=dict)  # group -> scene seeds
+
+
+def scene_seeds(seed: int, counts: dict[str, int]) -> dict[str, list[int]]:
+    """Distinct scene seeds per group, drawn from the group's range (`SCENE_SEED_RANGES`)."""
+    rng = np.random.default_rng([seed, 0x52325221])
+    out = {}
+    for group, (lo, hi) in SCENE_SEED_RANGES.items():
+        picks = rng.choice(hi - lo, size=counts[group], replace=False)
+        out[group] = sorted(int(lo + p) for p in picks)
+    return out
+
+
+def _takes_start_heading(instruct: Instruct) -> bool:
+    try:
+        return "start_heading" in inspect.signature(instruct).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def make_r2r_splits(config: R2RSplitConfig, instruct: Instruct) -> R2RDataset:
+    """Generate scenes, graphs and the four splits of R2R episodes (see the module docstring)."""
+    seeds = scene_seeds(config.seed, config.scenes)
+    scenes: dict[str, Scene] = {}
+    graphs: dict[str, NavGraph] = {}
+    scan_of: dict[int, str] = {}
+    for group in SCENE_SEED_RANGES:
+        for s in seeds[group]:
+            scene = generate_scene(s)
+            scan_of[s] = scene.scene_id
+            scenes[scene.scene_id] = scene
+            graphs[scene.scene_id] = build_nav_graph(scene)
+    with_heading = _takes_start_heading(instruct)
+    episodes: dict[str, list[R2REpisode]] = {split: [] for split in SPLITS}
+    path_id = 0
+    sampled: dict[str, list] = {split: [] for split in SPLITS}
+    for gi, group in enumerate(SCENE_SEED_RANGES):
+        splits = [s for s in SPLITS if GROUP_OF[s] == group]
+        for s in seeds[group]:
+            graph = graphs[scan_of[s]]
+            counts = [config.paths_per_scene[split] for split in splits]
+            paths = sample_paths(graph, np.random.default_rng([config.seed, gi, s]), sum(counts),
+                                 config.min_edges, config.max_edges, config.min_distance, config.max_distance)
+            start = 0
+            for split, c in zip(splits, counts, strict=True):
+                sampled[split] += [(graph.scan, p) for p in paths[start:start + c]]
+                start += c
+    for split in SPLITS:
+        for scan, sp in sampled[split]:
+            rng = np.random.default_rng([config.seed, 0x1A57, path_id])
+            kwargs = {"start_heading": heading_to_scene(sp.heading)} if with_heading else {}
+            texts = instruct(scenes[scan], graphs[scan], list(sp.path), rng, **kwargs)
+            texts = list(texts)[: config.instructions_per_path]
+            if len(texts) != config.instructions_per_path or not all(isinstance(t, str) and t.strip() for t in texts):
+                raise ValueError(f"instruct must return at least {config.instructions_per_path} non-empty strings, "
+                                 f"got {texts!r} for path {sp.path} in {scan}")
+            episodes[split].append(make_episode(graphs[scan], sp, path_id, texts))
+            path_id += 1
+    return R2RDataset(episodes, scenes, graphs, seeds)
+
+
+def write_r2r_dataset(ds: R2RDataset, folder: str | Path, vlnce: bool = True,
+                      splits: Sequence[str] = SPLITS) -> dict[str, Path]:
+    """Write the dataset (layout in the module docstring); returns the written files by name.
+    The VLN-CE vocabulary is built from the train instructions (others map unknown words to <unk>)."""
+    folder = Path(folder)
+    out: dict[str, Path] = {}
+    for scan, scene in ds.scenes.items():
+        out[f"scene:{scan}"] = folder / "scenes" / f"{scan}.json"
+        scene.save(out[f"scene:{scan}"])
+        out[f"connectivity:{scan}"] = write_connectivity(ds.graphs[scan], folder / "connectivity", scene)
+    vocab = build_vocab(t for e in ds.episodes.get("train", []) for t in e.instructions)
+    eid = 1
+    for split in splits:
+        out[split] = write_r2r(ds.episodes[split], folder / f"R2R_{split}.json", ds.graphs)
+        if vlnce:
+            eps = r2r_to_vlnce(ds.episodes[split], ds.graphs, ds.scenes, vocab, first_episode_id=eid)
+            eid += len(eps)
+            base = folder / "R2R_VLNCE" / split
+            out[f"vlnce:{split}"] = write_vlnce(eps, vocab, base / f"{split}.json.gz")
+            out[f"vlnce_gt:{split}"] = write_vlnce_gt(vlnce_gt(eps, ds.scenes), base / f"{split}_gt.json.gz")
+    return out
+
+
+def load_r2r_dataset(folder: str | Path, splits: Sequence[str] = SPLITS) -> R2RDataset:
+    """Read what `write_r2r_dataset` wrote: scenes, graphs and the R2R episodes of `splits`,
+    each episode checked against its scan's graph."""
+    folder = Path(folder)
+    scenes = {p.stem: Scene.load(p) for p in sorted((folder / "scenes").glob("*.json"))}
+    graphs = {}
+    for scan in scenes:
+        graphs[scan] = read_connectivity(folder / "connectivity" / f"{scan}_connectivity.json", scan)
+    episodes = {split: read_r2r(folder / f"R2R_{split}.json", graphs) for split in splits}
+    return R2RDataset(episodes, scenes, graphs)
