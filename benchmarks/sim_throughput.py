@@ -38,7 +38,7 @@ def timed(fn, min_time: float, min_iters: int = 3) -> tuple[float, int]:
 def bench_sim(batch: int, res: int, device: str, compile: bool, num_scenes: int, min_time: float) -> float:
     from vlarena.datasets.generate import generate_scene
     from vlarena.datasets.navigation import navigable_mask
-    from vlarena.envs.motion import MotionConfig, apply_actions
+    from vlarena.envs.motion import MotionConfig, apply_actions, compiled_apply_actions
     from vlarena.envs.renderer import RenderConfig, Renderer
     from vlarena.envs.scene_tensors import SceneTensors
 
@@ -55,11 +55,12 @@ def bench_sim(batch: int, res: int, device: str, compile: bool, num_scenes: int,
     scene_idx = scene_idx.to(device)
     pose = torch.tensor(starts, device=device)
     motion = MotionConfig()
+    move = compiled_apply_actions() if compile else apply_actions
     state = {"pose": pose}
 
     def step():
         actions = torch.randint(1, 4, (batch,), device=device)
-        state["pose"], _ = apply_actions(st, scene_idx, state["pose"], actions, motion)
+        state["pose"], _ = move(st, scene_idx, state["pose"], actions, motion)
         out = renderer.render(scene_idx, state["pose"])
         if device.startswith("cuda"):
             torch.cuda.synchronize()

@@ -7,7 +7,9 @@ sliding along walls (VLN-CE's `allow_sliding: False`). Turns never collide.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -90,3 +92,9 @@ def apply_actions(scenes: SceneTensors, scene_idx: torch.Tensor, pose: torch.Ten
     direction = torch.stack([torch.cos(pose[:, 2]), torch.sin(pose[:, 2])], dim=-1)
     xy = pose[:, :2] + direction * step[:, None]
     return torch.cat([xy, heading[:, None]], dim=-1), blocked
+
+
+@functools.cache
+def compiled_apply_actions() -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+    """`apply_actions` under torch.compile (static shapes; one graph per batch size and scene pool)."""
+    return torch.compile(apply_actions, dynamic=False)

@@ -28,7 +28,7 @@ from gymnasium.vector.utils import batch_space
 
 from vlarena.datasets.scene import Scene
 from vlarena.envs.geodesic import FieldPool, ShortestPathExpert
-from vlarena.envs.motion import ACTION_NAMES, STOP, MotionConfig, apply_actions
+from vlarena.envs.motion import ACTION_NAMES, STOP, MotionConfig, apply_actions, compiled_apply_actions
 from vlarena.envs.renderer import RenderConfig, Renderer
 from vlarena.envs.scene_tensors import SceneTensors
 
@@ -121,6 +121,7 @@ class NavVectorEnv(VectorEnv):
         self.renderer = Renderer(self.scene_tensors, config.render_config())
         self.fields = FieldPool(self.scene_tensors)
         self.expert = ShortestPathExpert(self.scene_tensors, self.fields, config.motion)
+        self._apply_actions = compiled_apply_actions() if config.compile else apply_actions
         self.episodes = self._build()
         self._index = {eid: k for k, eid in enumerate(self.episodes.ids)}
         self._rng = torch.Generator(device="cpu")
@@ -177,7 +178,7 @@ class NavVectorEnv(VectorEnv):
             self._start(~active, self._sample_episodes())
         stop = (actions == STOP) & active
         success = stop & self._stop_success()
-        pose, collided = apply_actions(self.scene_tensors, self.scene_idx, self.pose, actions, self.config.motion)
+        pose, collided = self._apply_actions(self.scene_tensors, self.scene_idx, self.pose, actions, self.config.motion)
         moved = (pose[:, :2] - self.pose[:, :2]).norm(dim=-1)
         self.pose = torch.where(active[:, None], pose, self.pose)
         self.path_length += moved * active
