@@ -1,6 +1,8 @@
 """The `vlarena` command.
 
     vlarena demo [--task ObjectNav] [--out DIR] [--episode N] [--resolution PX] [--device cpu|cuda]
+    vlarena data generate [--seed N] [--data-dir DIR] [--no-vlnce] [--overwrite]
+    vlarena eval env=r2r|r2r_ce agent=oracle|random|forward split=val_unseen [key=value ...]   (hydra)
 """
 
 from __future__ import annotations
@@ -28,7 +30,38 @@ def _demo(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"demo": _demo}
+def _data(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="vlarena data", description="Generate and cache the R2R-style splits.")
+    parser.add_argument("action", choices=["generate"])
+    parser.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
+    parser.add_argument("--data-dir", default=None, help="cache root (default $VLARENA_DATA_DIR or ~/.cache/vlarena)")
+    parser.add_argument("--no-vlnce", action="store_true", help="skip the VLN-CE episode and ground-truth files")
+    parser.add_argument("--overwrite", action="store_true", help="regenerate even if the cache has this dataset")
+    args = parser.parse_args(argv)
+    from vlarena.datasets.r2r import read_r2r
+    from vlarena.datasets.r2r_splits import SPLITS, R2RSplitConfig
+    from vlarena.datasets.store import generate_r2r
+
+    folder = generate_r2r(R2RSplitConfig(seed=args.seed), args.data_dir, vlnce=not args.no_vlnce,
+                          overwrite=args.overwrite)
+    counts = {s: len(read_r2r(folder / f"R2R_{s}.json")) for s in SPLITS}
+    print(f"R2R splits (paths, 3 instructions each): {counts}")
+    print(f"in {folder}")
+    return 0
+
+
+def _hydra(name: str):
+    def run(argv: list[str]) -> int:
+        from vlarena import hydra_main
+
+        sys.argv = [f"vlarena {name}", *argv]
+        getattr(hydra_main, f"{name}_main")()
+        return 0
+
+    return run
+
+
+COMMANDS = {"demo": _demo, "data": _data, "eval": _hydra("eval")}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,17 +16,16 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 _MISSING = object()
 
 
-def write_json(path: str | Path, data: Any) -> Path:
-    """Write `data` as JSON to `path` atomically (gzip when the name ends in .gz); returns the path."""
+def write_bytes_atomic(path: str | Path, payload: bytes) -> Path:
+    """Write `payload` to `path` through a fsynced temporary file renamed over it; returns the path."""
     path = Path(path)
-    text = json.dumps(data, allow_nan=False, separators=(",", ":"))
-    payload = gzip.compress(text.encode(), mtime=0) if path.name.endswith(".gz") else text.encode()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -40,6 +39,19 @@ def write_json(path: str | Path, data: Any) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_json(path: str | Path, data: Any, indent: int | None = None) -> Path:
+    """Write `data` as JSON to `path` atomically (gzip when the name ends in .gz); returns the path."""
+    path = Path(path)
+    text = json.dumps(data, allow_nan=False, indent=indent, separators=None if indent else (",", ":"))
+    payload = gzip.compress(text.encode(), mtime=0) if path.name.endswith(".gz") else text.encode()
+    return write_bytes_atomic(path, payload)
+
+
+def write_jsonl(path: str | Path, rows: Iterable[Any]) -> Path:
+    """Write one JSON document per line, atomically."""
+    return write_bytes_atomic(path, "".join(json.dumps(r, allow_nan=False) + "\n" for r in rows).encode())
 
 
 def read_json(path: str | Path, what: str) -> Any:

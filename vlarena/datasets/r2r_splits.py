@@ -1,6 +1,8 @@
 """R2R-style splits over generated apartments: train / val_seen / val_unseen / test from one seed.
 
-Scenes come from disjoint seed ranges per split group (`SCENE_SEED_RANGES`): train and val_seen
+Scenes come from disjoint seed ranges per split group (`SCENE_SEED_RANGES`), drawn in a seeded
+order (`candidate_seeds`); a scene whose graph has fewer qualifying start/goal pairs than the paths
+asked of each scene is skipped, so every scene of a group holds the same number of paths. Train and val_seen
 share the "seen" scenes (val_seen has new start/goal pairs there, never a train pair in either
 direction); val_unseen and test have scenes of their own, so no scene is in two groups. Every
 path is a shortest path of 4-7 viewpoints and 5-20 m (`r2r.sample_paths`); `path_id`s are unique
@@ -24,7 +26,7 @@ On disk (`write_r2r_dataset`, read back by `load_r2r_dataset`):
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,9 +55,11 @@ Instruct = Callable[..., list[str]]
 @dataclass
 class R2RSplitConfig:
     seed: int = 0
-    scenes: dict[str, int] = field(default_factory=lambda: {"seen": 8, "val_unseen": 2, "test": 2})
+    # defaults: 120 seen scenes (3600 train, 360 val_seen paths), 18 val_unseen and 18 test scenes (360 paths
+    # each); three instructions per path, like R2R
+    scenes: dict[str, int] = field(default_factory=lambda: {"seen": 120, "val_unseen": 18, "test": 18})
     paths_per_scene: dict[str, int] = field(default_factory=lambda: {
-        "train": 20, "val_seen": 5, "val_unseen": 20, "test": 20})
+        "train": 30, "val_seen": 3, "val_unseen": 20, "test": 20})
     instructions_per_path: int = 3
     min_edges: int = 3
     max_edges: int = 6
@@ -84,14 +88,16 @@ class R2RDataset:
     scene_seeds: dict[str, list[int]] = field(default_factory=dict)  # group -> scene seeds
 
 
-def scene_seeds(seed: int, counts: dict[str, int]) -> dict[str, list[int]]:
-    """Distinct scene seeds per group, drawn from the group's range (`SCENE_SEED_RANGES`)."""
-    rng = np.random.default_rng([seed, 0x52325221])
-    out = {}
-    for group, (lo, hi) in SCENE_SEED_RANGES.items():
-        picks = rng.choice(hi - lo, size=counts[group], replace=False)
-        out[group] = sorted(int(lo + p) for p in picks)
-    return out
+def candidate_seeds(seed: int, group: str) -> Iterator[int]:
+    """An endless deterministic stream of distinct scene seeds from the group's range."""
+    lo, hi = SCENE_SEED_RANGES[group]
+    rng = np.random.default_rng([seed, 0x52325221, lo])
+    seen: set[int] = set()
+    while len(seen) < hi - lo:
+        s = int(lo + rng.integers(hi - lo))
+        if s not in seen:
+            seen.add(s)
+            yield s
 
 
 def _takes_start_heading(instruct: Instruct) -> bool:
@@ -103,31 +109,33 @@ def _takes_start_heading(instruct: Instruct) -> bool:
 
 def make_r2r_splits(config: R2RSplitConfig, instruct: Instruct) -> R2RDataset:
     """Generate scenes, graphs and the four splits of R2R episodes (see the module docstring)."""
-    seeds = scene_seeds(config.seed, config.scenes)
     scenes: dict[str, Scene] = {}
     graphs: dict[str, NavGraph] = {}
-    scan_of: dict[int, str] = {}
-    for group in SCENE_SEED_RANGES:
-        for s in seeds[group]:
-            scene = generate_scene(s)
-            scan_of[s] = scene.scene_id
-            scenes[scene.scene_id] = scene
-            graphs[scene.scene_id] = build_nav_graph(scene)
-    with_heading = _takes_start_heading(instruct)
-    episodes: dict[str, list[R2REpisode]] = {split: [] for split in SPLITS}
-    path_id = 0
+    seeds: dict[str, list[int]] = {}
     sampled: dict[str, list] = {split: [] for split in SPLITS}
     for gi, group in enumerate(SCENE_SEED_RANGES):
         splits = [s for s in SPLITS if GROUP_OF[s] == group]
-        for s in seeds[group]:
-            graph = graphs[scan_of[s]]
-            counts = [config.paths_per_scene[split] for split in splits]
-            paths = sample_paths(graph, np.random.default_rng([config.seed, gi, s]), sum(counts),
-                                 config.min_edges, config.max_edges, config.min_distance, config.max_distance)
+        counts = [config.paths_per_scene[split] for split in splits]
+        seeds[group] = []
+        candidates = candidate_seeds(config.seed, group)
+        while len(seeds[group]) < config.scenes[group]:
+            s = next(candidates)
+            scene = generate_scene(s)
+            graph = build_nav_graph(scene)
+            try:
+                paths = sample_paths(graph, np.random.default_rng([config.seed, gi, s]), sum(counts),
+                                     config.min_edges, config.max_edges, config.min_distance, config.max_distance)
+            except ValueError:  # too small for the paths asked of each scene: skipped
+                continue
+            seeds[group].append(s)
+            scenes[scene.scene_id], graphs[scene.scene_id] = scene, graph
             start = 0
             for split, c in zip(splits, counts, strict=True):
                 sampled[split] += [(graph.scan, p) for p in paths[start:start + c]]
                 start += c
+    with_heading = _takes_start_heading(instruct)
+    episodes: dict[str, list[R2REpisode]] = {split: [] for split in SPLITS}
+    path_id = 0
     for split in SPLITS:
         for scan, sp in sampled[split]:
             rng = np.random.default_rng([config.seed, 0x1A57, path_id])

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from vlarena.datasets.catalog import CATEGORY_NAMES, COLOUR_NAMES, ROOM_TYPES, SHAPES
+from vlarena.datasets.jsonio import write_json
 
 SCENE_FORMAT_VERSION = 1
 OUTSIDE, FLOOR, WALL = 0, 1, 2
@@ -98,7 +97,7 @@ class Scene:
 
     def save(self, path: str | Path) -> None:
         """Write the scene as JSON atomically (temp file in the same folder, then rename)."""
-        write_json_atomic(path, self.to_dict())
+        write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> Scene:
@@ -113,21 +112,6 @@ class Scene:
         if not isinstance(other, Scene):
             return NotImplemented
         return self.to_dict() == other.to_dict()
-
-
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class _Checker:

@@ -12,6 +12,16 @@ import gymnasium as gym
 
 TASKS = {
     "ObjectNav": ("vlarena.envs.single_env:make_objectnav", "vlarena.envs.objectnav:ObjectNavVectorEnv"),
+    "R2R": ("vlarena.envs.single_env:make_r2r", "vlarena.envs.r2r_graph:R2RGraphVectorEnv"),
+    "R2R-CE": ("vlarena.envs.single_env:make_r2r_ce", "vlarena.envs.r2r_ce:R2RCEVectorEnv"),
+}
+
+# Third-party envs through adapters (vlarena.envs.adapters): single-env entry points only, so
+# gym.make_vec vectorizes them with gymnasium's Sync/Async vector envs. Their packages (minigrid)
+# are imported only when the env is made.
+ADAPTER_TASKS = {
+    "BabyAI-GoToLocal": "vlarena.envs.adapters.babyai:make_babyai_gotolocal",
+    "BabyAI": "vlarena.envs.adapters.babyai:make_babyai",  # gym.make("vlarena/BabyAI-v0", env_id="BabyAI-...")
 }
 
 
@@ -20,6 +30,10 @@ def register_all() -> None:
         env_id = f"vlarena/{name}-v0"
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point=single, vector_entry_point=vector)
+    for name, single in ADAPTER_TASKS.items():
+        env_id = f"vlarena/{name}-v0"
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point=single)
 
 
 def task_ids() -> list[str]:

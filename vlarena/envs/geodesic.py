@@ -28,11 +28,19 @@ class FieldPool:
 
     def __init__(self, scenes: SceneTensors):
         self.scenes = scenes
-        self.fields = torch.full((0, scenes.rows, scenes.cols), INF, device=scenes.device)
         self.keys: dict[object, int] = {}
+        self._stored: list[torch.Tensor] = []  # one [R, C] field per slot (on the device)
+        self._fields: torch.Tensor | None = None  # their stack, rebuilt after an add
 
     def __len__(self) -> int:
-        return self.fields.shape[0]
+        return len(self._stored)
+
+    @property
+    def fields(self) -> torch.Tensor:
+        if self._fields is None:
+            self._fields = (torch.stack(self._stored) if self._stored else
+                            torch.full((0, self.scenes.rows, self.scenes.cols), INF, device=self.scenes.device))
+        return self._fields
 
     def add(self, key: object, field: np.ndarray) -> int:
         """Store a field (padded to the pool's grid) under `key`; returns its slot."""
@@ -40,8 +48,9 @@ class FieldPool:
             return self.keys[key]
         padded = np.full((self.scenes.rows, self.scenes.cols), INF, dtype=np.float32)
         padded[: field.shape[0], : field.shape[1]] = field
-        self.fields = torch.cat([self.fields, torch.from_numpy(padded).to(self.scenes.device)[None]])
-        self.keys[key] = len(self.fields) - 1
+        self._stored.append(torch.from_numpy(padded).to(self.scenes.device))
+        self._fields = None
+        self.keys[key] = len(self._stored) - 1
         return self.keys[key]
 
     def _block(self, slot: torch.Tensor, xy: torch.Tensor, reach: int):

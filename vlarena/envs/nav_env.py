@@ -101,13 +101,15 @@ class NavVectorEnv(VectorEnv):
     """Base class of the batched navigation tasks. Subclasses implement `_build` and `_stop_success`."""
 
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": ["rgb_array"]}
+    config_class: type[NavEnvConfig] = NavEnvConfig
+    action_meanings = "0 STOP, 1 FORWARD, 2 TURN_LEFT, 3 TURN_RIGHT"
 
     def __init__(self, num_envs: int = 8, config: NavEnvConfig | None = None, **overrides: Any):
         if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs <= 0:
             raise ValueError(f"num_envs must be a positive int (the batch size), got {num_envs!r}")
-        config = config or NavEnvConfig()
+        config = config or self.config_class()
         if overrides:
-            config = NavEnvConfig(**{**config.__dict__, **overrides})
+            config = type(config)(**{**config.__dict__, **overrides})
         self.config = config
         self.num_envs = num_envs
         self.device = torch.device(config.device)
@@ -145,6 +147,10 @@ class NavVectorEnv(VectorEnv):
     def _stop_success(self, margin: float = 0.0) -> torch.Tensor:
         """True [B] where calling STOP at the current pose succeeds (with `margin` metres to spare)."""
         raise NotImplementedError
+
+    def _expert_stop(self) -> torch.Tensor:
+        """True [B] where the expert calls STOP."""
+        return self._stop_success(margin=0.05)
 
     # ---- gymnasium API -------------------------------------------------------------------
     @property
@@ -271,7 +277,6 @@ class NavVectorEnv(VectorEnv):
             "done": done,
         }
         if self.config.expert:
-            info["expert_action"] = self.expert.act(self.scene_idx, self.pose, self.field_slot,
-                                                    self._stop_success(margin=0.05))
+            info["expert_action"] = self.expert.act(self.scene_idx, self.pose, self.field_slot, self._expert_stop())
         return info
 

@@ -39,8 +39,7 @@ class SingleNavEnv(gym.Env):
         self._done = True
 
     def _obs(self, obs: dict[str, Any]) -> dict[str, Any]:
-        return {"rgb": obs["rgb"][0].cpu().numpy(), "depth": obs["depth"][0].cpu().numpy(),
-                "instruction": obs["instruction"][0]}
+        return {k: v[0].cpu().numpy() if isinstance(v, torch.Tensor) else v[0] for k, v in obs.items()}
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
@@ -54,10 +53,10 @@ class SingleNavEnv(gym.Env):
     def step(self, action: Any):
         if self._done:
             raise RuntimeError("the episode is over (or never began): call reset() before step()")
-        if not self.action_space.contains(np.asarray(action).astype(np.int64).item() if np.ndim(action) == 0
-                                          else action):
+        a = np.asarray(action)
+        if a.ndim != 0 or not np.issubdtype(a.dtype, np.integer) or not self.action_space.contains(a.item()):
             raise ValueError(f"action {action!r} is outside the action space {self.action_space} "
-                             f"(0 STOP, 1 FORWARD, 2 TURN_LEFT, 3 TURN_RIGHT)")
+                             f"({self.vec.action_meanings})")
         obs, reward, terminated, truncated, info = self.vec.step(torch.tensor([int(action)]))
         self._done = bool(terminated[0] or truncated[0])
         return self._obs(obs), float(reward[0]), bool(terminated[0]), bool(truncated[0]), _to_numpy(info)
@@ -72,3 +71,15 @@ def make_objectnav(render_mode: str | None = None, **kwargs: Any) -> SingleNavEn
     from vlarena.envs.objectnav import ObjectNavVectorEnv
 
     return SingleNavEnv(ObjectNavVectorEnv, render_mode=render_mode, **kwargs)
+
+
+def make_r2r_ce(render_mode: str | None = None, **kwargs: Any) -> SingleNavEnv:
+    from vlarena.envs.r2r_ce import R2RCEVectorEnv
+
+    return SingleNavEnv(R2RCEVectorEnv, render_mode=render_mode, **kwargs)
+
+
+def make_r2r(render_mode: str | None = None, **kwargs: Any) -> SingleNavEnv:
+    from vlarena.envs.r2r_graph import R2RGraphVectorEnv
+
+    return SingleNavEnv(R2RGraphVectorEnv, render_mode=render_mode, **kwargs)

@@ -1,0 +1,77 @@
+"""The on-disk dataset cache: generated R2R splits, written once and read by every env and command.
+
+Layout: `<data_dir>/r2r/<key>/` where `key` is a hash of the generating `R2RSplitConfig`, holding
+`config.json` (the config), `scenes/`, `connectivity/`, `R2R_<split>.json` and, unless disabled,
+`R2R_VLNCE/<split>/<split>.json.gz` + `<split>_gt.json.gz` (see `r2r_splits`).
+
+`data_dir` is, in order: the argument, `$VLARENA_DATA_DIR`, `~/.cache/vlarena`. A dataset folder
+appears whole or not at all: it is written into a temporary sibling folder and renamed into place,
+so an interrupted `vlarena data generate` leaves nothing that a later run would mistake for data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from vlarena.datasets.instructions import generate_instructions
+from vlarena.datasets.r2r_splits import SPLITS, R2RDataset, R2RSplitConfig, load_r2r_dataset, make_r2r_splits
+from vlarena.datasets.r2r_splits import write_r2r_dataset as _write
+
+DATA_DIR_ENV = "VLARENA_DATA_DIR"
+
+
+def data_dir(path: str | os.PathLike | None = None) -> Path:
+    """The root of vlarena's dataset cache (argument, else $VLARENA_DATA_DIR, else ~/.cache/vlarena)."""
+    if path is not None:
+        return Path(path).expanduser()
+    if os.environ.get(DATA_DIR_ENV):
+        return Path(os.environ[DATA_DIR_ENV]).expanduser()
+    return Path.home() / ".cache" / "vlarena"
+
+
+def r2r_config_key(config: R2RSplitConfig) -> str:
+    blob = json.dumps(dataclasses.asdict(config), sort_keys=True)
+    return f"seed{config.seed}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+
+
+def r2r_folder(config: R2RSplitConfig, root: str | os.PathLike | None = None) -> Path:
+    return data_dir(root) / "r2r" / r2r_config_key(config)
+
+
+def generate_r2r(config: R2RSplitConfig, root: str | os.PathLike | None = None, vlnce: bool = True,
+                 overwrite: bool = False) -> Path:
+    """Generate the splits of `config` into the cache (atomically); returns the dataset folder.
+    An existing complete folder is kept unless `overwrite`."""
+    folder = r2r_folder(config, root)
+    if (folder / "config.json").exists() and (folder / "R2R_VLNCE").exists() >= vlnce and not overwrite:
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        _write(make_r2r_splits(config, generate_instructions), tmp, vlnce=vlnce)
+        (tmp / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1, sort_keys=True))
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def load_r2r(config: R2RSplitConfig, root: str | os.PathLike | None = None,
+             splits: tuple[str, ...] = SPLITS) -> R2RDataset:
+    """The dataset of `config` from the cache, generated first if it is not there yet."""
+    unknown = [s for s in splits if s not in SPLITS]
+    if unknown:
+        raise ValueError(f"unknown R2R split(s) {unknown}; accepted: {list(SPLITS)}")
+    folder = r2r_folder(config, root)
+    if not (folder / "config.json").exists():
+        generate_r2r(config, root, vlnce=False)
+    return load_r2r_dataset(folder, splits)

@@ -1,0 +1,99 @@
+"""Hydra entry points behind `vlarena eval` (configs in vlarena/configs, converted once to dataclasses)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from vlarena.agents.fixed import FixedAgentConfig
+
+SUMMARY_KEYS = ("success_rate", "spl", "nav_error", "oracle_success_rate", "trajectory_length", "ndtw", "sdtw",
+                "num_episodes")
+
+
+@dataclass
+class EvalConfig:
+    env_name: str = "R2R"
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    agent: FixedAgentConfig = field(default_factory=FixedAgentConfig)
+    split: str = "val_unseen"
+    num_envs: int = 32
+    device: str = "cpu"
+    out_dir: str | None = None
+    progress: bool = True
+    predictions: str | None = None
+    r2r_file: str | None = None
+    connectivity_dir: str | None = None
+
+    @classmethod
+    def from_hydra(cls, cfg: DictConfig) -> EvalConfig:
+        raw = OmegaConf.to_container(cfg, resolve=True)
+        env, agent = raw.pop("env"), raw.pop("agent")
+        unknown = set(raw) - {f for f in cls.__dataclass_fields__ if f not in ("env_name", "env_kwargs", "agent")}
+        if unknown:
+            raise ValueError(f"unknown eval option(s) {sorted(unknown)}")
+        return cls(env_name=env["name"], env_kwargs=env.get("kwargs") or {}, agent=FixedAgentConfig(**agent), **raw)
+
+
+def run_eval(cfg: EvalConfig, out_dir: str | Path) -> dict[str, Any]:
+    from vlarena.agents.evaluate import write_outputs
+
+    meta = {"env": f"vlarena/{cfg.env_name}-v0", "split": cfg.split}
+    if cfg.predictions:
+        summary, rows = _score_file(cfg)
+        summary = {**summary, **meta, "predictions": str(cfg.predictions)}
+        write_outputs(out_dir, summary, rows)
+        return summary
+    import gymnasium as gym
+
+    import vlarena.envs
+    from vlarena.agents.evaluate import evaluate
+    from vlarena.agents.fixed import make_fixed_agent
+
+    env_id = vlarena.envs.check_task(cfg.env_name)
+    env = gym.make_vec(env_id, num_envs=cfg.num_envs, split=cfg.split, device=cfg.device, **cfg.env_kwargs)
+    agent = make_fixed_agent(cfg.agent)
+    return evaluate(env, agent.act, out_dir, {**meta, "agent": cfg.agent.name}, progress=cfg.progress)
+
+
+def _score_file(cfg: EvalConfig) -> tuple[dict[str, float], list[dict]]:
+    from vlarena.datasets.connectivity import read_connectivity
+    from vlarena.datasets.predictions import score_prediction_file
+    from vlarena.datasets.r2r import read_r2r
+    from vlarena.envs.r2r_data import R2RDataConfig, load_split
+
+    if cfg.r2r_file:
+        if not cfg.connectivity_dir:
+            raise ValueError("r2r_file needs connectivity_dir (the folder of <scan>_connectivity.json files)")
+        episodes = read_r2r(cfg.r2r_file)
+        folder = Path(cfg.connectivity_dir)
+        graphs = {scan: read_connectivity(folder / f"{scan}_connectivity.json", scan) for scan in
+                  sorted({e.scan for e in episodes})}
+        read_r2r(cfg.r2r_file, graphs)  # paths against the graphs
+    else:
+        data = load_split(cfg.split, R2RDataConfig(**(cfg.env_kwargs.get("dataset") or {})))
+        episodes = data.paths
+        graphs = {g.scan: g for g in data.graphs}
+    return score_prediction_file(cfg.predictions, episodes, graphs)
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    print(" ".join(f"{k}={summary[k]:.3f}" if isinstance(summary[k], float) else f"{k}={summary[k]}"
+                   for k in SUMMARY_KEYS if k in summary))
+
+
+@hydra.main(config_path="configs", config_name="eval", version_base="1.3")
+def eval_main(cfg: DictConfig) -> None:
+    config = EvalConfig.from_hydra(cfg)
+    out = Path(config.out_dir or HydraConfig.get().runtime.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(OmegaConf.to_container(cfg, resolve=True), indent=1))
+    summary = run_eval(config, out)
+    print_summary(summary)
+    print(f"wrote {out / 'summary.json'}")

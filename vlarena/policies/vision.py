@@ -1,0 +1,141 @@
+"""Vision encoder: a small ViT (patch embedding, learned position embedding, pre-norm transformer blocks).
+
+Input: `rgb` uint8 (B, H, W, 3) and, with `use_depth`, `depth` float32 (B, H, W, 1) in metres as a
+4th channel. Normalisation happens inside: rgb/255 and depth/max_depth are mapped to [-1, 1].
+Frames of another size are resized (bilinear, antialiased) to `image_size`. Output: tokens
+(B, N, width) after a final LayerNorm, N = (image_size / patch_size)^2, and the pooled mean (B, width).
+
+Default size (the "cpu" preset), chosen with `benchmarks/policy_cost.py` on the 2-core CPU
+(torch 2.13 eager, 2 threads, batch 256, 64x64 RGB; renderer+step of the compiled simulator in
+the same run ~17,000 frames/s, eager ~2,300 frames/s):
+
+| ViT (tokens, width, depth, mlp) | MFLOPs/frame | encoder frames/s | full `act` frames/s |
+|---|---|---|---|
+| 16 tokens, 128, 3, x2 (cpu default) | 15 | ~4,400 | ~3,000 |
+| 16 tokens, 128, 2, x2               | 11 | ~5,700 | ~3,600 |
+| 16 tokens, 192, 4, x4               | 47 | ~1,600 | ~1,300 |
+| 64 tokens, 192, 4, x4 (reference)   | 240 | ~260  | ~240   |
+
+The default (16 tokens of 16x16 patches, width 128, depth 3, MLP x2) encodes about as fast as the
+eager renderer and ~4x slower than the compiled one, where the 64-token reference is ~60x slower;
+depth 3 rather than 2 costs ~25% and keeps three layers of token mixing. The "gpu" preset is
+128x128 input, 64 tokens, width 384, depth 6.
+
+Weights: random init (truncated normal 0.02) by default; `load_vision_weights(encoder, path)` reads
+a safetensors file written by `save_vision_weights` (the perception module's pretrained encoders);
+tensors that do not fit raise an error naming them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vlarena.policies.checkpoint import load_state, load_tensors, save_tensors
+from vlarena.policies.config import VisionConfig
+
+VISION_FORMAT = "vlarena.vision_encoder"
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(norm(x)), x + mlp(norm(x))."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, dropout: float = 0.0):
+        super().__init__()
+        self.heads = heads
+        self.dropout = dropout
+        self.norm1 = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim)
+        hidden = int(dim * mlp_ratio)
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        a = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        x = x + self.proj(a.transpose(1, 2).reshape(b, n, d))
+        return x + self.fc2(F.gelu(self.fc1(self.norm2(x))))
+
+
+class VisionEncoder(nn.Module):
+    def __init__(self, config: VisionConfig):
+        super().__init__()
+        self.config = config
+        channels = 4 if config.use_depth else 3
+        self.patch_embed = nn.Conv2d(channels, config.width, config.patch_size, stride=config.patch_size)
+        self.pos_embed = nn.Parameter(torch.zeros(1, config.num_tokens, config.width))
+        self.blocks = nn.ModuleList(Block(config.width, config.heads, config.mlp_ratio, config.dropout)
+                                    for _ in range(config.depth))
+        self.norm = nn.LayerNorm(config.width)
+        self.reset_parameters()
+        if config.weights:
+            load_vision_weights(self, config.weights)
+
+    @property
+    def out_dim(self) -> int:
+        return self.config.width
+
+    def reset_parameters(self) -> None:
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        for m in self.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
+
+    def preprocess(self, rgb: torch.Tensor, depth: torch.Tensor | None = None) -> torch.Tensor:
+        """uint8 (B,H,W,3) [+ depth (B,H,W,1) metres] -> float (B,C,S,S) in [-1, 1] at image_size S."""
+        if rgb.dim() != 4 or rgb.shape[-1] != 3 or rgb.dtype != torch.uint8:
+            raise ValueError(f"observation 'rgb' must be uint8 of shape (B, H, W, 3), got {rgb.dtype} "
+                             f"{tuple(rgb.shape)}")
+        x = rgb.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+        if self.config.use_depth:
+            if depth is None:
+                raise ValueError("observation 'depth' is required: the vision encoder was configured with "
+                                 "vision.use_depth=True (float32 (B, H, W, 1), metres)")
+            if depth.shape != (*rgb.shape[:3], 1) or not depth.is_floating_point():
+                raise ValueError(f"observation 'depth' must be float of shape {(*rgb.shape[:3], 1)} (as rgb), "
+                                 f"got {depth.dtype} {tuple(depth.shape)}")
+            d = depth.permute(0, 3, 1, 2).float().mul(2.0 / self.config.max_depth).sub(1.0)
+            x = torch.cat([x, d], dim=1)
+        return self.resize(x)
+
+    def resize(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.config.image_size
+        if x.shape[-2:] != (s, s):
+            x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False,
+                              antialias=bool(x.shape[-1] > s or x.shape[-2] > s))
+        return x
+
+    def forward_pixels(self, x: torch.Tensor) -> torch.Tensor:
+        """Tokens (B, N, width) of normalised pixels (B, C, image_size, image_size)."""
+        x = self.patch_embed(x).flatten(2).transpose(1, 2) + self.pos_embed
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x)
+
+    def forward(self, rgb: torch.Tensor, depth: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(tokens (B, N, width), pooled (B, width)) of raw observations."""
+        tokens = self.forward_pixels(self.preprocess(rgb, depth))
+        return tokens, tokens.mean(dim=1)
+
+
+def save_vision_weights(encoder: VisionEncoder, path: str | os.PathLike) -> None:
+    """Write the encoder's weights (and its config, as metadata) to a safetensors file."""
+    cfg = {k: v for k, v in encoder.config.__dict__.items() if k != "weights"}
+    save_tensors(path, encoder.state_dict(), metadata={"format": VISION_FORMAT, "config": json.dumps(cfg)})
+
+
+def load_vision_weights(encoder: VisionEncoder, path: str | os.PathLike) -> None:
+    """Load a safetensors file of `save_vision_weights` into `encoder`; mismatching tensors are named."""
+    state, meta = load_tensors(path)
+    if meta.get("format") not in (None, VISION_FORMAT):
+        raise ValueError(f"{path} is a {meta['format']!r} file, not a vision encoder ({VISION_FORMAT!r})")
+    note = f" (written for vision config {meta['config']})" if "config" in meta else ""
+    load_state(encoder, state, f"vision weights {path}{note}")
