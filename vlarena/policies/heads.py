@@ -99,8 +99,8 @@ class MultiCategorical(Distribution):
         self.parts = [Categorical(logits=chunk) for chunk in torch.split(logits, nvec, dim=-1)]
         super().__init__(batch_shape=logits.shape[:-1], validate_args=False)
 
-    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
-        return torch.stack([p.sample(sample_shape) for p in self.parts], dim=-1)
+    def sample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> torch.Tensor:
+        return torch.stack([p.sample(torch.Size(sample_shape)) for p in self.parts], dim=-1)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         return torch.stack([p.log_prob(v) for p, v in zip(self.parts, value.unbind(-1), strict=True)], -1).sum(-1)

@@ -11,7 +11,11 @@ Frozen (default): the backbone runs under no_grad in eval mode, and its token ou
 distinct instruction (LRU of `cache_size`, keyed by the string, or by the tuple of token ids when
 ids come in), so it runs once per instruction, not once per step. `cache_info()` counts hits and
 misses (misses = instructions the backbone encoded). With `freeze=False` nothing is cached and
-gradients flow into the backbone.
+gradients flow into the backbone. The cache is cleared when weights are loaded or the module moves.
+
+Instruction strings (the native env's `instruction` tuple) are looked up without touching the
+device; token ids (`instruction_ids`, e.g. from SB3) are keyed by their values, which costs one
+small device-to-host copy of the ids per call.
 """
 
 from __future__ import annotations
@@ -131,6 +135,7 @@ class LanguageEncoder(nn.Module):
         self.hits = 0
         self.misses = 0
         self._last: tuple[Any, tuple[torch.Tensor, torch.Tensor]] | None = None
+        self.register_load_state_dict_post_hook(lambda module, incompatible: module.clear_cache())
 
     def _build_backbone(self) -> nn.Module:
         c = self.config

