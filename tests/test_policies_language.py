@@ -93,6 +93,8 @@ def test_cache_is_lru_bounded():
     assert enc.cache_info()["misses"] == 4
     enc.load_state_dict(enc.state_dict())  # new weights: stale embeddings are dropped
     assert enc.cache_info()["size"] == 0
+    tokens, mask, pooled = enc(texts=[*TEXTS, TEXTS[0]])  # a batch wider than the cache
+    assert tokens.shape[0] == 5 and torch.equal(pooled[0], pooled[4]) and enc.cache_info()["size"] == 2
 
 
 def test_cached_outputs_equal_uncached_and_token_ids_share_the_cache():

@@ -71,11 +71,14 @@ def _score_file(cfg: EvalConfig) -> tuple[dict[str, float], list[dict]]:
     if cfg.r2r_file:
         if not cfg.connectivity_dir:
             raise ValueError("r2r_file needs connectivity_dir (the folder of <scan>_connectivity.json files)")
-        episodes = read_r2r(cfg.r2r_file)
-        folder = Path(cfg.connectivity_dir)
-        graphs = {scan: read_connectivity(folder / f"{scan}_connectivity.json", scan) for scan in
-                  sorted({e.scan for e in episodes})}
-        read_r2r(cfg.r2r_file, graphs)  # paths against the graphs
+        files = sorted(Path(cfg.connectivity_dir).glob("*_connectivity.json"))
+        if not files:
+            raise ValueError(f"connectivity_dir {cfg.connectivity_dir} holds no <scan>_connectivity.json files")
+        graphs = {}
+        for f in files:
+            scan = f.name.removesuffix("_connectivity.json")
+            graphs[scan] = read_connectivity(f, scan)
+        episodes = read_r2r(cfg.r2r_file, graphs)  # unknown scans and broken paths name file, record, field
     else:
         data = load_split(cfg.split, R2RDataConfig(**(cfg.env_kwargs.get("dataset") or {})))
         episodes = data.paths

@@ -116,7 +116,7 @@ def _score_continuous(env: Any, episodes: list[dict]) -> list[dict]:
         geo = env.fields.distance(slot, torch.as_tensor(pos, dtype=torch.float32, device=env.device)).cpu().numpy()
         lookup = {tuple(q): float(d) for q, d in zip(pos, geo, strict=True)}
         goal = env.goal_xy[e].cpu().numpy().astype(np.float64)
-        m = continuous_episode_metrics(pos, goal, gt[p], lambda a, _goal: lookup[tuple(a)],
+        m = continuous_episode_metrics(pos, goal, gt[p], lambda a, _goal, table=lookup: table[tuple(a)],
                                        success_distance=env.config.success_distance,
                                        shortest_path_length=float(env.episodes.start_distance[e]),
                                        stopped=ep["stopped"])

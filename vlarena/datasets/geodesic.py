@@ -68,3 +68,27 @@ def cell_centers(shape: tuple[int, int], cell_size: float) -> tuple[np.ndarray, 
     ii, jj = np.indices(shape)
     return (jj + 0.5) * cell_size, (ii + 0.5) * cell_size
 
+
+
+def extend_field(field: np.ndarray, navigable: np.ndarray, free: GridGraph) -> np.ndarray:
+    """`field` (metres on the navigable cells) extended to the cells of `free` outside `navigable`.
+
+    An agent (radius 0.18 m) can stand where the navigable grid (0.25 m clearance) has no cell, e.g.
+    squeezed beside furniture. There the distance is the shortest walk over `free` cells to a
+    navigable cell plus that cell's value (a Dijkstra from a virtual source joined to every
+    navigable cell by an edge of its value). Navigable cells keep their values.
+    """
+    if field.shape != free.shape or navigable.shape != free.shape:
+        raise ValueError(f"field, navigable and free grids must share one shape, got {field.shape}, "
+                         f"{navigable.shape}, {free.shape}")
+    seeds = navigable & free.navigable & np.isfinite(field)
+    n = free.matrix.shape[0]
+    src = free.index[seeds]
+    virtual = csr_matrix((field[seeds].astype(np.float64) + 1e-9, (np.full(len(src), n), src)), shape=(n + 1, n + 1))
+    m = free.matrix.copy()
+    m.resize((n + 1, n + 1))
+    dist = dijkstra(m + virtual, directed=True, indices=n)[:n]
+    out = field.copy()
+    rest = free.navigable & ~navigable
+    out[rest] = dist[free.index[rest]].astype(np.float32)
+    return out

@@ -13,24 +13,39 @@ ShortestPathExpert).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
+from vlarena.datasets.geodesic import GridGraph, extend_field
+from vlarena.datasets.navigation import free_space, navigable_mask
+from vlarena.datasets.scene import Scene
 from vlarena.envs.motion import FORWARD, STOP, TURN_LEFT, TURN_RIGHT, MotionConfig, collides
 from vlarena.envs.scene_tensors import SceneTensors
 
 INF = float("inf")
+# Cells whose centre is at least this far from obstacles: the cell under an agent's centre always is one
+# (agent radius 0.18 m > half a cell diagonal, 0.177 m), so every pose an agent can reach has a distance.
+FREE_CLEARANCE = 0.002
 
 
 class FieldPool:
     """Distance fields [F, R, C] (float32, metres, inf = unreachable) on the scenes' device."""
 
-    def __init__(self, scenes: SceneTensors):
+    def __init__(self, scenes: SceneTensors, scene_list: Sequence[Scene] | None = None):
         self.scenes = scenes
         self.keys: dict[object, int] = {}
         self._stored: list[torch.Tensor] = []  # one [R, C] field per slot (on the device)
         self._fields: torch.Tensor | None = None  # their stack, rebuilt after an add
+        self._slot_scene: list[int] = []
+        self._slot_scene_t: torch.Tensor | None = None
+        self.scene_list = list(scene_list) if scene_list is not None else None
+        self._grids: dict[int, tuple[np.ndarray, GridGraph]] = {}
+        nav = np.zeros((len(self.scene_list or []), scenes.rows, scenes.cols), dtype=bool)
+        for k, scene in enumerate(self.scene_list or []):
+            nav[k, : scene.shape[0], : scene.shape[1]] = navigable_mask(scene)
+        self.navigable = torch.from_numpy(nav).to(scenes.device)  # [S, R, C], empty without scene_list
 
     def __len__(self) -> int:
         return len(self._stored)
@@ -42,14 +57,25 @@ class FieldPool:
                             torch.full((0, self.scenes.rows, self.scenes.cols), INF, device=self.scenes.device))
         return self._fields
 
-    def add(self, key: object, field: np.ndarray) -> int:
-        """Store a field (padded to the pool's grid) under `key`; returns its slot."""
+    def add(self, key: object, field: np.ndarray, scene: int | None = None) -> int:
+        """Store a field (padded to the pool's grid) under `key`; returns its slot. With the pool's
+        `scene_list` and the field's `scene` index, the field is first extended to the free cells
+        off the navigable grid (`extend_field`), so every place an agent can stand has a distance."""
         if key in self.keys:
             return self.keys[key]
+        if scene is not None and self.scene_list is not None:
+            if scene not in self._grids:
+                s = self.scene_list[scene]
+                free = GridGraph(free_space(s, clearance=FREE_CLEARANCE), s.cell_size)
+                self._grids[scene] = (self.navigable[scene, : s.shape[0], : s.shape[1]].cpu().numpy(), free)
+            nav, free = self._grids[scene]
+            field = extend_field(field, nav, free)
         padded = np.full((self.scenes.rows, self.scenes.cols), INF, dtype=np.float32)
         padded[: field.shape[0], : field.shape[1]] = field
         self._stored.append(torch.from_numpy(padded).to(self.scenes.device))
         self._fields = None
+        self._slot_scene.append(-1 if scene is None else scene)
+        self._slot_scene_t = None
         self.keys[key] = len(self._stored) - 1
         return self.keys[key]
 
@@ -74,9 +100,19 @@ class FieldPool:
         return torch.where(inside, vals, torch.full_like(vals, INF))
 
     def distance(self, slot: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
-        """Geodesic metres [B] from positions xy [B, 2] to each agent's goal (inf if unreachable)."""
-        values, centres, _, _ = self._block(slot, xy, 2)
-        return (values + (centres - xy[:, None, :]).norm(dim=-1)).min(dim=1).values
+        """Geodesic metres [B] from positions xy [B, 2] to each agent's goal (inf if unreachable).
+        Navigable cells of the block decide; the extended (off-grid) cells only where none is finite."""
+        values, centres, ii, jj = self._block(slot, xy, 2)
+        d = values + (centres - xy[:, None, :]).norm(dim=-1)
+        best = d.min(dim=1).values
+        if self.navigable.shape[0] == 0:
+            return best
+        if self._slot_scene_t is None:
+            self._slot_scene_t = torch.tensor(self._slot_scene, dtype=torch.long, device=xy.device)
+        scene = self._slot_scene_t[slot].clamp(min=0)
+        nav = self.scenes.lookup(self.navigable, scene, ii, jj, outside=False)
+        on_grid = torch.where(nav, d, torch.full_like(d, INF)).min(dim=1).values
+        return torch.where(torch.isfinite(on_grid), on_grid, best)
 
 
 class ShortestPathExpert:

@@ -121,7 +121,7 @@ class NavVectorEnv(VectorEnv):
         self.scenes: list[Scene] = self._make_scenes()
         self.scene_tensors = SceneTensors.from_scenes(self.scenes, device=self.device)
         self.renderer = Renderer(self.scene_tensors, config.render_config())
-        self.fields = FieldPool(self.scene_tensors)
+        self.fields = FieldPool(self.scene_tensors, self.scenes)
         self.expert = ShortestPathExpert(self.scene_tensors, self.fields, config.motion)
         self._apply_actions = compiled_apply_actions() if config.compile else apply_actions
         self.episodes = self._build()

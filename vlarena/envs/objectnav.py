@@ -54,7 +54,7 @@ class ObjectNavVectorEnv(NavVectorEnv):
                 texts.append(ep.instruction)
                 scene_idx.append(si)
                 poses.append((*ep.start_position, ep.start_heading))
-                slots.append(self.fields.add((si, ep.goal_object_ids), fields.field(ep.goal_object_ids)))
+                slots.append(self.fields.add((si, ep.goal_object_ids), fields.field(ep.goal_object_ids), scene=si))
                 dists.append(ep.geodesic_distance)
                 mask = np.zeros(k, dtype=bool)
                 mask[list(ep.goal_object_ids)] = True

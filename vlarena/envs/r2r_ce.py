@@ -68,7 +68,7 @@ class R2RCEVectorEnv(NavVectorEnv):
                 goal = np.zeros(grids[s].shape, dtype=bool)
                 goal[tuple(cells[-1])] = True
                 fields[key] = grids[s].distance_field(goal)
-                self.fields.add(key, fields[key])
+                self.fields.add(key, fields[key], scene=s)
             slots.append(self.fields.keys[key])
             dists.append(float(fields[key][tuple(cells[0])]))
             poses.append((*xy[0], data.paths[data.path_of[e]].scene_heading))

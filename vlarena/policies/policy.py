@@ -11,6 +11,10 @@
 Observations: see `observations.py` (rgb, optional depth, instruction strings or token ids,
 optional cached `vision_tokens`). Masks follow SB3 / habitat-lab: `masks[b] = 0` where obs row b
 is the first step of a new episode; the recurrent state of that row is zeroed before the step.
+With the env's autoreset: `same_step` -> the masks of the observations a step returns are
+`1 - (terminated | truncated)` of that step; `next_step` (the default of the native env) -> they are
+`1 - done` of the step before (a step that ends returns the old episode's final frame; the next one
+returns the new episode's first). At `reset()` all masks are 0 (or start from `initial_state`).
 `act` takes optional masks (B,) (None: no reset); `evaluate_actions` takes the state at t = 0,
 obs/actions as (T, B, ...) or flat (T * B, ...) time-major, masks (T, B), and returns flat
 (T * B,) log-probs, entropies and values equal to stepping `act` T times.

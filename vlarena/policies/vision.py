@@ -5,21 +5,23 @@ Input: `rgb` uint8 (B, H, W, 3) and, with `use_depth`, `depth` float32 (B, H, W,
 Frames of another size are resized (bilinear, antialiased) to `image_size`. Output: tokens
 (B, N, width) after a final LayerNorm, N = (image_size / patch_size)^2, and the pooled mean (B, width).
 
-Default size (the "cpu" preset), chosen with `benchmarks/policy_cost.py` on the 2-core CPU
-(torch 2.13 eager, 2 threads, batch 256, 64x64 RGB; renderer+step of the compiled simulator in
-the same run ~17,000 frames/s, eager ~2,300 frames/s):
+Default size (the "cpu" preset), chosen with `benchmarks/policy_throughput.py` on the 2-core CPU
+(x86_64, torch 2.13 eager, 2 threads, batch 256, 64x64 RGB, bert_random language, inference mode).
+Renderer + step in the same run, batch 256: 46,900 frames/s compiled, 6,700 eager (64x64).
 
-| ViT (tokens, width, depth, mlp) | MFLOPs/frame | encoder frames/s | full `act` frames/s |
-|---|---|---|---|
-| 16 tokens, 128, 3, x2 (cpu default) | 15 | ~4,400 | ~3,000 |
-| 16 tokens, 128, 2, x2               | 11 | ~5,700 | ~3,600 |
-| 16 tokens, 192, 4, x4               | 47 | ~1,600 | ~1,300 |
-| 64 tokens, 192, 4, x4 (reference)   | 240 | ~260  | ~240   |
+| ViT (tokens, width, depth, MLP ratio) | MFLOPs/frame | ViT frames/s | `act` frames/s | `act` vs compiled renderer |
+|---|---|---|---|---|
+| 16, 128, 3, x2 (**cpu default**)       | 15.7  | 8,800  | 5,800 | 8x   |
+| 16, 128, 2, x2                         | 11.5  | 12,400 | 7,200 | 6.5x |
+| 16, 192, 4, x4                         | 61.3  | 2,450  | 2,270 | 21x  |
+| 64, 192, 4, x4 (the 240 MFLOPs reference) | 231 | 655  | 540   | 87x  |
+| "gpu" preset on CPU: 64 (128x128), 384, 6, x4 | 1,397 | 128 | 96 | 200x (128x128 renderer) |
 
-The default (16 tokens of 16x16 patches, width 128, depth 3, MLP x2) encodes about as fast as the
-eager renderer and ~4x slower than the compiled one, where the 64-token reference is ~60x slower;
-depth 3 rather than 2 costs ~25% and keeps three layers of token mixing. The "gpu" preset is
-128x128 input, 64 tokens, width 384, depth 6.
+The default (16x16 patches of a 64x64 frame = 16 tokens, width 128, depth 3, MLP x2) spends about
+as much per frame as the eager renderer and 8x the compiled one, where the 64-token reference
+costs 87x; depth 3 rather than 2 costs ~20% of `act` and keeps three rounds of token mixing. At
+batch 1 `act` takes 1.7 ms (Python overhead bound). The "gpu" preset (128x128, 64 tokens, width
+384, depth 6) is for CUDA.
 
 Weights: random init (truncated normal 0.02) by default; `load_vision_weights(encoder, path)` reads
 a safetensors file written by `save_vision_weights` (the perception module's pretrained encoders);

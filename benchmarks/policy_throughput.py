@@ -1,7 +1,7 @@
 """Policy cost against the renderer: frames/s of the VLA policy's parts and of a full `act`.
 
-    python benchmarks/policy_cost.py                       # cpu + gpu presets, ViT size sweep, batch 1 64 256
-    python benchmarks/policy_cost.py --device cuda --presets gpu --batches 64 256 1024   # bf16 autocast
+    python benchmarks/policy_throughput.py                       # cpu + gpu presets, ViT size sweep, batch 1 64 256
+    python benchmarks/policy_throughput.py --device cuda --presets gpu --batches 64 256 1024   # bf16 autocast
 
 Rows (frames/s = batch / seconds per call, inference mode, after warm-up):
 - `vision`: the ViT forward of raw uint8 frames (normalise + resize + encoder);
@@ -176,16 +176,17 @@ def main() -> None:
     for name, config in configs.items():
         for batch in args.batches:
             rows += bench_policy(name, config, batch, args.device, args.min_time)
-    kind = "compiled" if not args.eager else "eager"
-    header = (f"| {'config':<14} | {'what':<16} | batch | MFLOPs/frame | ms/frame | frames/s | x renderer ({kind}) "
-              f"| x renderer (eager) |")
+    kinds = ["eager"] if args.eager else ["compiled", "eager"]
+    header = (f"| {'config':<14} | {'what':<16} | batch | MFLOPs/frame | ms/frame | {'frames/s':>9} | "
+              + " | ".join(f"x renderer ({k})" for k in kinds) + " |")
     print(header)
     print("|" + "|".join("-" * len(c) for c in header.split("|")[1:-1]) + "|")
     for r in rows:
         rr = render[configs[r["preset"]].vision.image_size]
         mf = f"{r['mflops']:,.1f}" if r["mflops"] else ""
+        ratios = " | ".join(f"{rr[k] / r['fps']:>{len(k) + 13}.1f}" for k in kinds)
         print(f"| {r['preset']:<14} | {r['what']:<16} | {r['batch']:>5} | {mf:>12} | {r['ms']:>8.3f} | "
-              f"{r['fps']:>8,.0f} | {rr[kind] / r['fps']:>20.1f} | {rr['eager'] / r['fps']:>18.1f} |")
+              f"{r['fps']:>9,.0f} | {ratios} |")
     for res, v in render.items():
         shown = ", ".join(f"{k} {fps:,.0f} frames/s" for k, fps in v.items())
         print(f"renderer+step {res}x{res}, batch {args.render_batch}: {shown}")
