@@ -3,8 +3,12 @@
 Fields are computed once per (scene, goal) with scipy's Dijkstra on the navigable grid
 (`vlarena.datasets.geodesic`) and kept in one padded tensor [F, R, C]; each agent points at a
 field slot. The distance from a continuous position p is
-    min over navigable cells n in the 5x5 block around p of  D[n] + |p - centre(n)|,
-a one-step Dijkstra from p onto the grid.
+    min over navigable cells n in the 3x3 block around p's cell of  D[n] + |p - centre(n)|,
+a one-step Dijkstra from p onto the grid. The block is small enough that no straight line from p
+to one of its cells crosses a wall (walls are a cell thick; p is at least the agent radius from
+one), so the distance never leaks through a wall. Where the block has no navigable cell (an agent
+squeezed beside furniture, off the 0.25 m-clearance grid) the field's extension to all free cells
+(`vlarena.datasets.geodesic.extend_field`) gives the distance instead.
 
 The expert is a batched greedy one-step planner over the exact collision test (see
 ShortestPathExpert).
@@ -99,20 +103,26 @@ class FieldPool:
         vals = self.fields.reshape(-1)[flat]
         return torch.where(inside, vals, torch.full_like(vals, INF))
 
-    def distance(self, slot: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
-        """Geodesic metres [B] from positions xy [B, 2] to each agent's goal (inf if unreachable).
-        Navigable cells of the block decide; the extended (off-grid) cells only where none is finite."""
-        values, centres, ii, jj = self._block(slot, xy, 2)
+    def distances(self, slot: torch.Tensor, xy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(on_grid, any_cell) geodesic metres [B] from xy [B, 2] to each agent's goal: the first
+        through the navigable cells of the 3x3 block only (inf off the grid), the second through
+        every cell of the block, so also through the extended off-grid values."""
+        values, centres, ii, jj = self._block(slot, xy, 1)
         d = values + (centres - xy[:, None, :]).norm(dim=-1)
         best = d.min(dim=1).values
         if self.navigable.shape[0] == 0:
-            return best
+            return best, best
         if self._slot_scene_t is None:
             self._slot_scene_t = torch.tensor(self._slot_scene, dtype=torch.long, device=xy.device)
         scene = self._slot_scene_t[slot].clamp(min=0)
         nav = self.scenes.lookup(self.navigable, scene, ii, jj, outside=False)
-        on_grid = torch.where(nav, d, torch.full_like(d, INF)).min(dim=1).values
-        return torch.where(torch.isfinite(on_grid), on_grid, best)
+        return torch.where(nav, d, torch.full_like(d, INF)).min(dim=1).values, best
+
+    def distance(self, slot: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
+        """Geodesic metres [B] from positions xy [B, 2] to each agent's goal (inf if unreachable):
+        through the navigable grid, and through the extended off-grid values only where that is inf."""
+        on_grid, any_cell = self.distances(slot, xy)
+        return torch.where(torch.isfinite(on_grid), on_grid, any_cell)
 
 
 class ShortestPathExpert:
@@ -144,7 +154,11 @@ class ShortestPathExpert:
         blocked = collides(self.scenes, rep, pts.reshape(-1, 2), self.motion.agent_radius)
         blocked = blocked.view(b, m, self.substeps).any(dim=-1)
         ends = pts[:, :, -1, :]
-        dist = self.pool.distance(slot.repeat_interleave(m), ends.reshape(-1, 2)).view(b, m)
+        on_grid, any_cell = self.pool.distances(slot.repeat_interleave(m), ends.reshape(-1, 2))
+        on_grid, any_cell = on_grid.view(b, m), any_cell.view(b, m)
+        # plan on the navigable grid; off it (no free move reaches it) head back by the extended values
+        lost = torch.where(blocked, INF, on_grid).isinf().all(dim=1, keepdim=True)
+        dist = torch.where(lost, any_cell, on_grid)
         score = torch.where(blocked, torch.full_like(dist, INF), dist) + self.turn_penalty * self.turns.abs()
         best = self.turns[score.argmin(dim=1)]
         action = torch.where(best > 0, TURN_LEFT, torch.where(best < 0, TURN_RIGHT, FORWARD))
