@@ -156,6 +156,7 @@ def main() -> None:
     for res in args.resolutions:
         peers[f"miniworld{res}"] = bench_miniworld(res, args.min_time)
     rows = []
+    bench_sim(args.batches[0], args.resolutions[0], args.device, compile, args.num_scenes, 0.5)  # one-time warm-up
     for res in args.resolutions:
         for batch in args.batches:
             t0 = time.perf_counter()
