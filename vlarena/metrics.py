@@ -61,11 +61,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vlarena.datasets.navgraph import NavGraph
+if TYPE_CHECKING:  # metrics sit below datasets in the import order (DESIGN.md): the graph is duck-typed
+    from vlarena.datasets.navgraph import NavGraph
 
 __all__ = [
     "DEFAULT_SUCCESS_DISTANCE",
