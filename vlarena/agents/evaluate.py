@@ -47,7 +47,7 @@ def rollout(env: Any, act: Act, episode_ids: list[str] | None = None, progress: 
     `points` [T+1, 2] positions (continuous) or viewpoint indices (graph), `headings` [T+1] (scene frame)."""
     if env.metadata["autoreset_mode"] != AutoresetMode.NEXT_STEP:
         raise ValueError("evaluation needs the env's autoreset_mode='next_step' (the final state stays readable)")
-    ids = list(episode_ids if episode_ids is not None else (env.episode_ids if _is_graph(env) else env.episodes.ids))
+    ids = list(episode_ids if episode_ids is not None else env.episode_ids)
     b, out = env.num_envs, []
     bar = tqdm(total=len(ids), desc="episodes", disable=not progress)
     for start in range(0, len(ids), b):

@@ -23,10 +23,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from vlarena.datasets.scene import Scene
+from vlarena.envs.episodic import EpisodicVectorEnv
 from vlarena.envs.geodesic import FieldPool, ShortestPathExpert
 from vlarena.envs.motion import ACTION_NAMES, STOP, MotionConfig, apply_actions, compiled_apply_actions
 from vlarena.envs.renderer import RenderConfig, Renderer
@@ -97,7 +98,7 @@ def single_observation_space(config: NavEnvConfig) -> gym.spaces.Dict:
     })
 
 
-class NavVectorEnv(VectorEnv):
+class NavVectorEnv(EpisodicVectorEnv):
     """Base class of the batched navigation tasks. Subclasses implement `_build` and `_stop_success`."""
 
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": ["rgb_array"]}
@@ -125,7 +126,7 @@ class NavVectorEnv(VectorEnv):
         self.expert = ShortestPathExpert(self.scene_tensors, self.fields, config.motion)
         self._apply_actions = compiled_apply_actions() if config.compile else apply_actions
         self.episodes = self._build()
-        self._index = {eid: k for k, eid in enumerate(self.episodes.ids)}
+        self.episode_ids = self.episodes.ids
         self._rng = torch.Generator(device="cpu")
         self._rng.manual_seed(config.seed)
         b = num_envs
@@ -160,22 +161,6 @@ class NavVectorEnv(VectorEnv):
     @property
     def field_slot(self) -> torch.Tensor:
         return self.episodes.field_slot[self.ep]
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        if seed is not None:
-            self._rng.manual_seed(int(seed))
-        options = options or {}
-        if "episode_id" in options:
-            ids = options["episode_id"]
-            ids = [ids] if isinstance(ids, (str, int)) else list(ids)
-            if len(ids) != self.num_envs:
-                raise ValueError(f"options['episode_id'] must list {self.num_envs} episode ids (one per env), got {len(ids)}")
-            ep = torch.tensor([self._episode_index(e) for e in ids], dtype=torch.long, device=self.device)
-        else:
-            ep = self._sample_episodes()
-        self._start(torch.ones(self.num_envs, dtype=torch.bool, device=self.device), ep)
-        self._pending_reset.zero_()
-        return self._observe(), self._info(torch.zeros_like(self._pending_reset))
 
     def step(self, actions: Any):
         actions = self._check_actions(actions)
@@ -213,29 +198,8 @@ class NavVectorEnv(VectorEnv):
         return tuple(frames.cpu().numpy())
 
     # ---- helpers ---------------------------------------------------------------------------
-    def _episode_index(self, episode_id: str | int) -> int:
-        if isinstance(episode_id, int) and not isinstance(episode_id, bool) and 0 <= episode_id < len(self.episodes.ids):
-            return episode_id
-        if episode_id in self._index:
-            return self._index[episode_id]
-        raise ValueError(f"unknown episode_id {episode_id!r}: give one of this env's {len(self.episodes.ids)} ids "
-                         f"(e.g. {self.episodes.ids[0]!r}) or an index in [0, {len(self.episodes.ids) - 1}]")
-
-    def _sample_episodes(self) -> torch.Tensor:
-        ep = torch.randint(len(self.episodes.ids), (self.num_envs,), generator=self._rng)
-        return ep.to(self.device)
-
-    def _check_actions(self, actions: Any) -> torch.Tensor:
-        a = torch.as_tensor(actions, device=self.device)
-        if a.shape != (self.num_envs,) or a.is_floating_point() or a.dtype == torch.bool:
-            raise ValueError(f"actions must be {self.num_envs} ints (one per env) in [0, {len(ACTION_NAMES) - 1}] "
-                             f"{ACTION_NAMES}, got dtype {a.dtype} shape {tuple(a.shape)}")
-        bad = (a < 0) | (a >= len(ACTION_NAMES))
-        if bool(bad.any()):
-            k = int(bad.nonzero()[0, 0])
-            raise ValueError(f"action {int(a[k])} of env {k} is outside the action space: accepted are "
-                             f"0..{len(ACTION_NAMES) - 1} {ACTION_NAMES}")
-        return a.long()
+    def _reset_info(self) -> dict[str, Any]:
+        return self._info(torch.zeros_like(self._pending_reset))
 
     def _start(self, rows: torch.Tensor, ep: torch.Tensor) -> None:
         """Begin episodes `ep` in the envs where `rows` is True."""

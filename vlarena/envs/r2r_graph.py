@@ -29,10 +29,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from vlarena.datasets.navgraph_build import MAX_EDGE
+from vlarena.envs.episodic import EpisodicVectorEnv
 from vlarena.envs.nav_env import AUTORESET_MODES, INSTRUCTION_CHARSET, INSTRUCTION_MAX_LENGTH
 from vlarena.envs.r2r_data import R2RDataConfig, load_split
 from vlarena.envs.r2r_graph_tables import GraphTables
@@ -74,7 +75,7 @@ class R2RGraphConfig:
                             camera_height=self.camera_height, max_depth=self.max_depth, compile=self.compile)
 
 
-class R2RGraphVectorEnv(VectorEnv):
+class R2RGraphVectorEnv(EpisodicVectorEnv):
     """Native batched R2R graph env: torch tensors on `config.device`, B episodes at once."""
 
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": ["rgb_array"]}
@@ -105,7 +106,6 @@ class R2RGraphVectorEnv(VectorEnv):
         self.single_action_space = gym.spaces.Discrete(1 + c)
         self.action_space = gym.spaces.MultiDiscrete(np.full(num_envs, 1 + c))
         self.episode_ids = self.data.episode_ids
-        self._index = {eid: e for e, eid in enumerate(self.episode_ids)}
         self._rng = torch.Generator().manual_seed(config.dataset.seed)
         b, dev = num_envs, self.device
         self.ep = torch.zeros(b, dtype=torch.long, device=dev)
@@ -121,23 +121,6 @@ class R2RGraphVectorEnv(VectorEnv):
     @property
     def scene_idx(self) -> torch.Tensor:
         return self.tables.ep_scene[self.ep]
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        if seed is not None:
-            self._rng.manual_seed(int(seed))
-        options = options or {}
-        if "episode_id" in options:
-            ids = options["episode_id"]
-            ids = [ids] if isinstance(ids, (str, int)) else list(ids)
-            if len(ids) != self.num_envs:
-                raise ValueError(f"options['episode_id'] must list {self.num_envs} episode ids (one per env), got {len(ids)}")
-            ep = torch.tensor([self._episode_index(e) for e in ids], dtype=torch.long, device=self.device)
-        else:
-            ep = self._sample_episodes()
-        self._start(torch.ones(self.num_envs, dtype=torch.bool, device=self.device), ep)
-        self._pending_reset.zero_()
-        done = torch.zeros_like(self._pending_reset)
-        return self._observe(), self._info(done, done, done)
 
     def step(self, actions: Any):
         actions = self._check_actions(actions)
@@ -181,29 +164,9 @@ class R2RGraphVectorEnv(VectorEnv):
         return tuple(self._observe()["rgb"].cpu().numpy())
 
     # ---- helpers -----------------------------------------------------------------------------
-    def _episode_index(self, episode_id: str | int) -> int:
-        if isinstance(episode_id, int) and not isinstance(episode_id, bool) and 0 <= episode_id < len(self.episode_ids):
-            return episode_id
-        if episode_id in self._index:
-            return self._index[episode_id]
-        raise ValueError(f"unknown episode_id {episode_id!r}: give one of the {len(self.episode_ids)} ids of split "
-                         f"{self.config.split!r} (e.g. {self.episode_ids[0]!r}) or an index")
-
-    def _sample_episodes(self) -> torch.Tensor:
-        return torch.randint(len(self.episode_ids), (self.num_envs,), generator=self._rng).to(self.device)
-
-    def _check_actions(self, actions: Any) -> torch.Tensor:
-        a = torch.as_tensor(actions, device=self.device)
-        n = self.single_action_space.n
-        if a.shape != (self.num_envs,) or a.is_floating_point() or a.dtype == torch.bool:
-            raise ValueError(f"actions must be {self.num_envs} ints (one per env) in [0, {n - 1}] (0 STOP, c >= 1 "
-                             f"candidate c - 1), got dtype {a.dtype} shape {tuple(a.shape)}")
-        bad = (a < 0) | (a >= n)
-        if bool(bad.any()):
-            k = int(bad.nonzero()[0, 0])
-            raise ValueError(f"action {int(a[k])} of env {k} is outside the action space: accepted are 0 (STOP) and "
-                             f"1..{n - 1} (candidate index + 1)")
-        return a.long()
+    def _reset_info(self) -> dict[str, Any]:
+        done = torch.zeros_like(self._pending_reset)
+        return self._info(done, done, done)
 
     def _start(self, rows: torch.Tensor, ep: torch.Tensor) -> None:
         t = self.tables
