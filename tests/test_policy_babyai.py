@@ -26,7 +26,7 @@ def test_policy_runs_babyai_episodes_and_scores_the_bot_actions():
     for seed in range(3):
         obs, info = env.reset(seed=seed)
         state = policy.initial_state(1)
-        for t in range(65):  # GoToLocal truncates after 64 steps
+        for t in range(65):  # noqa: B007 (t is read after the loop); GoToLocal truncates after 64 steps
             with torch.no_grad():
                 action, log_prob, value, state = policy.act(to_batch(obs), state)
             a = int(action[0])

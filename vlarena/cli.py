@@ -3,6 +3,7 @@
     vlarena demo [--task ObjectNav] [--out DIR] [--episode N] [--resolution PX] [--device cpu|cuda]
     vlarena data generate [--seed N] [--data-dir DIR] [--no-vlnce] [--overwrite]
     vlarena eval env=r2r|r2r_ce agent=oracle|random|forward split=val_unseen [key=value ...]   (hydra)
+    vlarena train experiment=<name> | env=... policy=... agent=bc|dagger|ppo [key=value ...]   (hydra)
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def _hydra(name: str):
     return run
 
 
-COMMANDS = {"demo": _demo, "data": _data, "eval": _hydra("eval")}
+COMMANDS = {"demo": _demo, "data": _data, "eval": _hydra("eval"), "train": _hydra("train")}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""Hydra entry points behind `vlarena eval` (configs in vlarena/configs, converted once to dataclasses)."""
+"""Hydra entry points behind `vlarena eval` and `vlarena train` (configs in vlarena/configs, converted once to
+dataclasses; training itself is in `vlarena.run_train`)."""
 
 from __future__ import annotations
 
@@ -100,3 +101,10 @@ def eval_main(cfg: DictConfig) -> None:
     summary = run_eval(config, out)
     print_summary(summary)
     print(f"wrote {out / 'summary.json'}")
+
+
+@hydra.main(config_path="configs", config_name="train", version_base="1.3")
+def train_main(cfg: DictConfig) -> None:
+    from vlarena.run_train import train_main_body
+
+    train_main_body(cfg, HydraConfig.get().runtime.output_dir)

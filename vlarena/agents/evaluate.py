@@ -36,6 +36,8 @@ from vlarena.datasets.vlnce_gt import follow_reference_path
 from vlarena.metrics import GraphDistances, aggregate, continuous_episode_metrics, episode_metrics
 
 Act = Callable[[dict[str, Any], dict[str, Any]], torch.Tensor]
+# info at an episode's end -> the metric it is reported as
+INFO_KEYS = {"success": "success", "spl": "spl", "distance_to_goal": "nav_error", "path_length": "trajectory_length"}
 
 
 def _is_graph(env: Any) -> bool:
@@ -58,18 +60,23 @@ def rollout(env: Any, act: Act, episode_ids: list[str] | None = None, progress: 
         done = torch.zeros(b, dtype=torch.bool, device=env.device)
         length = torch.zeros(b, dtype=torch.long, device=env.device)
         stopped = torch.zeros(b, dtype=torch.bool, device=env.device)
+        final = {k: torch.zeros(b, device=env.device) for k in INFO_KEYS if k in info}
         while not bool(done[: len(chunk)].all()):
             obs, _, terminated, truncated, info = env.step(act(obs, info))
             points.append(_where(env))
             headings.append(env.heading.clone() if _is_graph(env) else env.pose[:, 2].clone())
             length = torch.where(done, length, length + 1)
+            ends = (terminated | truncated) & ~done
             stopped |= terminated & ~done
             done |= terminated | truncated
+            for k in final:
+                final[k] = torch.where(ends, info[k].float(), final[k])
         pts, hds = torch.stack(points, 1).cpu().numpy(), torch.stack(headings, 1).cpu().numpy()
         for k, eid in enumerate(chunk):
             n = int(length[k]) + 1
             out.append({"episode_id": eid, "index": index[k], "stopped": bool(stopped[k]),
-                        "points": pts[k, :n], "headings": hds[k, :n]})
+                        "points": pts[k, :n], "headings": hds[k, :n],
+                        "info": {key: float(v[k]) for key, v in final.items()}})
         bar.update(len(chunk))
     bar.close()
     return out
@@ -80,7 +87,11 @@ def _where(env: Any) -> torch.Tensor:
 
 
 def score(env: Any, episodes: list[dict]) -> list[dict]:
-    """Per-episode metrics (plus id and scan) of `rollout`'s episodes."""
+    """Per-episode metrics (plus id and scan) of `rollout`'s episodes. Envs without R2R data (ObjectNav)
+    are scored by their own info at the episode's end: success, spl, distance_to_goal, path_length."""
+    if not hasattr(env, "data"):
+        return [{"episode_id": ep["episode_id"], "steps": float(len(ep["points"]) - 1), **{
+            INFO_KEYS[k]: v for k, v in ep["info"].items()}} for ep in episodes]
     return _score_graph(env, episodes) if _is_graph(env) else _score_continuous(env, episodes)
 
 
@@ -125,7 +136,10 @@ def _score_continuous(env: Any, episodes: list[dict]) -> list[dict]:
 
 
 def predictions(env: Any, episodes: list[dict]) -> Any:
-    """Trajectories in R2R's prediction format (graph) or VLN-CE's leaderboard format (continuous)."""
+    """Trajectories in R2R's prediction format (graph) or VLN-CE's leaderboard format (continuous);
+    None for envs without R2R data."""
+    if not hasattr(env, "data"):
+        return None
     if _is_graph(env):
         out = []
         for ep in episodes:

@@ -8,7 +8,14 @@ on demand so that this package does not import stable-baselines3.
 """
 
 from vlarena.policies.checkpoint import CheckpointMismatchError
-from vlarena.policies.config import FusionConfig, LanguageConfig, MemoryConfig, PolicyConfig, VisionConfig
+from vlarena.policies.config import (
+    CandidateConfig,
+    FusionConfig,
+    LanguageConfig,
+    MemoryConfig,
+    PolicyConfig,
+    VisionConfig,
+)
 from vlarena.policies.heads import (
     ActionHead,
     CategoricalHead,
@@ -22,7 +29,7 @@ from vlarena.policies.policy import VLAPolicy
 from vlarena.policies.vision import VisionEncoder, load_vision_weights, save_vision_weights
 
 __all__ = [
-    "ActionHead", "CategoricalHead", "CheckpointMismatchError", "DiagGaussianHead", "FusionConfig",
+    "ActionHead", "CandidateConfig", "CategoricalHead", "CheckpointMismatchError", "DiagGaussianHead", "FusionConfig",
     "InstructionTokenizer", "LanguageConfig", "LanguageEncoder", "MemoryConfig", "MultiCategoricalHead",
     "PolicyConfig", "VLAPolicy", "ValueHead", "VisionConfig", "VisionEncoder", "build_action_head",
     "load_vision_weights", "resolve_backbone", "save_vision_weights",

@@ -8,6 +8,7 @@ checkpoint); unknown keys and bad values raise errors that name the field.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,7 @@ VISION_KINDS = ("vit",)
 LANGUAGE_BACKBONES = ("auto", "minilm", "bert_random", "path")
 FUSION_KINDS = ("cross_attention", "film")
 MEMORY_KINDS = ("gru", "none")
+CANDIDATE_HEADS = ("score", "linear")
 
 
 def _positive_int(section: str, name: str, value: Any) -> None:
@@ -29,10 +31,16 @@ def _choice(section: str, name: str, value: Any, accepted: tuple[str, ...]) -> N
 
 @dataclass
 class VisionConfig:
-    """ViT over the egocentric frame. Inputs of another size are resized (bilinear) to `image_size`."""
+    """ViT over the egocentric frame (or a panorama strip).
+
+    `image_size` is an int S (an S x S input) or [height, width] (e.g. [16, 64] for a 1:4 panorama);
+    each side a multiple of `patch_size`, giving a (height / patch, width / patch) grid of tokens with
+    one learned position embedding each. Frames of another size but the same aspect ratio are resized
+    (bilinear) to it; any other aspect ratio is an error (no silent distortion).
+    """
 
     kind: str = "vit"
-    image_size: int = 64
+    image_size: int | list[int] = 64
     patch_size: int = 16
     width: int = 128
     depth: int = 3
@@ -45,9 +53,19 @@ class VisionConfig:
 
     def __post_init__(self) -> None:
         _choice("vision", "kind", self.kind, VISION_KINDS)
-        for name in ("image_size", "patch_size", "width", "depth", "heads"):
+        size = self.image_size
+        if isinstance(size, Sequence) and not isinstance(size, str):
+            if len(size) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in size):
+                raise ValueError(f"vision.image_size must be a positive int or [height, width] of two positive ints, "
+                                 f"got {list(size)!r}")
+            self.image_size = [int(v) for v in size]  # a list, as JSON gives it back
+        else:
+            if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+                raise ValueError(f"vision.image_size must be a positive int or [height, width] of two positive ints, "
+                                 f"got {size!r}")
+        for name in ("patch_size", "width", "depth", "heads"):
             _positive_int("vision", name, getattr(self, name))
-        if self.image_size % self.patch_size:
+        if any(v % self.patch_size for v in self.image_hw):
             raise ValueError(f"vision.image_size ({self.image_size}) must be a multiple of vision.patch_size "
                              f"({self.patch_size})")
         if self.width % self.heads:
@@ -58,8 +76,19 @@ class VisionConfig:
             raise ValueError(f"vision.max_depth must be positive (metres), got {self.max_depth}")
 
     @property
+    def image_hw(self) -> tuple[int, int]:
+        """(height, width) of the ViT input."""
+        size = self.image_size
+        return (size, size) if isinstance(size, int) else (size[0], size[1])
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(rows, columns) of patches."""
+        return self.image_hw[0] // self.patch_size, self.image_hw[1] // self.patch_size
+
+    @property
     def num_tokens(self) -> int:
-        return (self.image_size // self.patch_size) ** 2
+        return self.grid[0] * self.grid[1]
 
 
 @dataclass
@@ -129,17 +158,36 @@ class MemoryConfig:
 
 
 @dataclass
+class CandidateConfig:
+    """Candidate actions: used only when the observation space follows the `candidates` + `candidate_mask`
+    contract (candidates.py); ignored otherwise.
+
+    head: "score" (default) -- the logit of candidate c is the scaled dot product of a query from the
+    state with the candidate's encoding, plus a STOP logit from the state; "linear" -- one linear layer
+    over the state (with the candidate context) to the 1 + C logits. Either way padded candidates are masked.
+    """
+
+    head: str = "score"
+    hidden: int = 64  # hidden units of the per-candidate MLP
+
+    def __post_init__(self) -> None:
+        _choice("candidates", "head", self.head, CANDIDATE_HEADS)
+        _positive_int("candidates", "hidden", self.hidden)
+
+
+@dataclass
 class PolicyConfig:
     vision: VisionConfig = field(default_factory=VisionConfig)
     language: LanguageConfig = field(default_factory=LanguageConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
+    candidates: CandidateConfig = field(default_factory=CandidateConfig)
     freeze_vision: bool = False
     init_log_std: float = 0.0  # diagonal Gaussian head (Box actions)
 
     def __post_init__(self) -> None:
         for name, cls in (("vision", VisionConfig), ("language", LanguageConfig), ("fusion", FusionConfig),
-                          ("memory", MemoryConfig)):
+                          ("memory", MemoryConfig), ("candidates", CandidateConfig)):
             value = getattr(self, name)
             if isinstance(value, dict):
                 setattr(self, name, _from_dict(cls, value, name))

@@ -2,14 +2,20 @@
 
 `ActionHead` is the interface the policy uses: `act(features, deterministic) -> (action, log_prob)`
 and `evaluate(features, actions) -> (log_prob, entropy)`, plus `sample`, `mode`, `log_prob`,
-`entropy` for direct use. Parametric heads implement `distribution(features)` (a
+`entropy` for direct use. Parametric heads implement `distribution(features, action_mask)` (a
 torch.distributions object) and inherit the rest; a generative head (e.g. diffusion for Box
 actions) overrides `act` / `evaluate` instead.
+
+Every method takes an optional `action_mask`: bool (B, n), True on the actions allowed in that row
+(categorical heads only; others raise). The logits of the others are set to `MASKED_LOGIT` (in float32),
+so their probability is exactly 0: never sampled nor the argmax, log-prob about -1e9, no share of the
+entropy. Every row must allow at least one action. Candidate actions (candidates.py) use it.
 
 | space | head | action dtype, shape |
 |---|---|---|
 | Discrete(n, start) | CategoricalHead | int64 (B,) in [start, start + n) |
 | MultiDiscrete(nvec, start) (1-D) | MultiCategoricalHead (independent, log-probs summed) | int64 (B, k) |
+| Discrete(1 + C) with candidates (candidates.py) | CandidateScoringHead (features (B, 1 + C, D): state + candidate encodings) | int64 (B,) |
 | Box(shape) float | DiagGaussianHead (state-independent log std; unbounded: clip to the bounds in the env or wrapper, as SB3) | float32 (B, *shape) |
 """
 
@@ -24,6 +30,17 @@ from torch import nn
 from torch.distributions import Categorical, Distribution, Independent, Normal
 
 ACCEPTED_SPACES = "Discrete, MultiDiscrete (1-D nvec) or Box (float)"
+MASKED_LOGIT = -1e9  # the logit of a disallowed action (float32: its probability underflows to exactly 0)
+
+
+def masked_logits(logits: torch.Tensor, action_mask: torch.Tensor | None) -> torch.Tensor:
+    """Logits with the disallowed actions (action_mask False) set to MASKED_LOGIT, in float32."""
+    if action_mask is None:
+        return logits
+    if tuple(action_mask.shape) != tuple(logits.shape) or action_mask.dtype != torch.bool:
+        raise ValueError(f"action_mask must be bool of shape {tuple(logits.shape)} (True on allowed actions), got "
+                         f"{action_mask.dtype} {tuple(action_mask.shape)}")
+    return logits.float().masked_fill(~action_mask, MASKED_LOGIT)
 
 
 def _linear(in_dim: int, out_dim: int, gain: float) -> nn.Linear:
@@ -36,8 +53,13 @@ def _linear(in_dim: int, out_dim: int, gain: float) -> nn.Linear:
 class ActionHead(nn.Module):
     """features (B, F) -> actions. Subclasses implement `distribution` or override `act`/`evaluate`."""
 
-    def distribution(self, features: torch.Tensor) -> Distribution:
+    def distribution(self, features: torch.Tensor, action_mask: torch.Tensor | None = None) -> Distribution:
         raise NotImplementedError
+
+    def _no_mask(self, action_mask: torch.Tensor | None) -> None:
+        if action_mask is not None:
+            raise ValueError(f"{type(self).__name__} does not take an action_mask: action masks are accepted for "
+                             "Discrete action spaces only")
 
     def to_env(self, raw: torch.Tensor) -> torch.Tensor:
         return raw
@@ -48,26 +70,29 @@ class ActionHead(nn.Module):
     def mode_of(self, dist: Distribution) -> torch.Tensor:
         raise NotImplementedError
 
-    def act(self, features: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        dist = self.distribution(features)
+    def act(self, features: torch.Tensor, deterministic: bool = False,
+            action_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        dist = self.distribution(features, action_mask)
         raw = self.mode_of(dist) if deterministic else dist.sample()
         return self.to_env(raw), dist.log_prob(raw)
 
-    def evaluate(self, features: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        dist = self.distribution(features)
+    def evaluate(self, features: torch.Tensor, actions: torch.Tensor,
+                 action_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        dist = self.distribution(features, action_mask)
         return dist.log_prob(self.from_env(actions)), dist.entropy()
 
-    def sample(self, features: torch.Tensor) -> torch.Tensor:
-        return self.act(features, deterministic=False)[0]
+    def sample(self, features: torch.Tensor, action_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.act(features, deterministic=False, action_mask=action_mask)[0]
 
-    def mode(self, features: torch.Tensor) -> torch.Tensor:
-        return self.act(features, deterministic=True)[0]
+    def mode(self, features: torch.Tensor, action_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.act(features, deterministic=True, action_mask=action_mask)[0]
 
-    def log_prob(self, features: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        return self.evaluate(features, actions)[0]
+    def log_prob(self, features: torch.Tensor, actions: torch.Tensor,
+                 action_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.evaluate(features, actions, action_mask)[0]
 
-    def entropy(self, features: torch.Tensor) -> torch.Tensor:
-        return self.distribution(features).entropy()
+    def entropy(self, features: torch.Tensor, action_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.distribution(features, action_mask).entropy()
 
 
 class CategoricalHead(ActionHead):
@@ -76,8 +101,11 @@ class CategoricalHead(ActionHead):
         self.n, self.start = n, start
         self.logits = _linear(in_dim, n, 0.01)
 
-    def distribution(self, features: torch.Tensor) -> Distribution:
-        return Categorical(logits=self.logits(features))
+    def logits_of(self, features: torch.Tensor) -> torch.Tensor:
+        return self.logits(features)
+
+    def distribution(self, features: torch.Tensor, action_mask: torch.Tensor | None = None) -> Distribution:
+        return Categorical(logits=masked_logits(self.logits_of(features), action_mask))
 
     def mode_of(self, dist: Distribution) -> torch.Tensor:
         return dist.logits.argmax(dim=-1)
@@ -121,7 +149,8 @@ class MultiCategoricalHead(ActionHead):
                              persistent=False)
         self.logits = _linear(in_dim, sum(self.nvec), 0.01)
 
-    def distribution(self, features: torch.Tensor) -> Distribution:
+    def distribution(self, features: torch.Tensor, action_mask: torch.Tensor | None = None) -> Distribution:
+        self._no_mask(action_mask)
         return MultiCategorical(self.logits(features), self.nvec)
 
     def mode_of(self, dist: Distribution) -> torch.Tensor:
@@ -142,7 +171,8 @@ class DiagGaussianHead(ActionHead):
         self.mean = _linear(in_dim, size, 0.01)
         self.log_std = nn.Parameter(torch.full((size,), float(init_log_std)))
 
-    def distribution(self, features: torch.Tensor) -> Distribution:
+    def distribution(self, features: torch.Tensor, action_mask: torch.Tensor | None = None) -> Distribution:
+        self._no_mask(action_mask)
         mean = self.mean(features)
         return Independent(Normal(mean, self.log_std.exp().expand_as(mean)), 1)
 

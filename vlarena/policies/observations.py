@@ -1,13 +1,16 @@
 """What a VLA policy reads from an observation dict, and the checks with errors that name the key.
 
 Observation (a dict of torch tensors, batch B first):
-- `rgb`: uint8 (B, H, W, 3), any H, W (resized to `vision.image_size`);
+- `rgb`: uint8 (B, H, W, 3), any H, W of the aspect ratio of `vision.image_size` (resized to it; a
+  panorama strip (H, K * W) needs a non-square `image_size` [h, w]);
 - `depth`: float32 (B, H, W, 1), metres; required when `vision.use_depth`;
 - the instruction, either `instruction`: B python strings (as the native vector env gives), or
   `instruction_ids`: int64 (B, L) + `instruction_mask`: (B, L) bool/int, 1 on real tokens (as SB3 and
   other array-only consumers give; ids from `VLAPolicy.tokenize`);
 - optional `vision_tokens`: float (B, N, width), the output of `VLAPolicy.encode_vision`; when
-  present, rgb/depth are not read (the feature cache of a frozen encoder).
+  present, rgb/depth are not read (the feature cache of a frozen encoder);
+- `candidates` float (B, C, F) + `candidate_mask` (B, C): required when the observation space has
+  them (the candidate-action contract, candidates.py).
 Other keys are ignored. For `evaluate_actions`, tensors may be (T, B, ...) or (T * B, ...) (time
 major: row t * B + b) and the instruction strings T lists of B or one flat list of T * B.
 """
@@ -21,11 +24,18 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-IMAGE_KEYS = {"rgb": 4, "depth": 4, "vision_tokens": 3, "instruction_ids": 2, "instruction_mask": 2}
+from vlarena.policies.config import VisionConfig
+from vlarena.policies.vision import check_frame_size
+
+# the dims of one step's tensor of each key (batch included); (T, B, ...) has one more
+TENSOR_DIMS = {"rgb": 4, "depth": 4, "vision_tokens": 3, "instruction_ids": 2, "instruction_mask": 2,
+               "candidates": 3, "candidate_mask": 2}
 
 
-def check_observation_space(space: gym.Space, use_depth: bool) -> None:
-    """The observation space must hold rgb, (depth,) and an instruction as text or token ids."""
+def check_observation_space(space: gym.Space, vision: VisionConfig) -> None:
+    """The observation space must hold rgb (of the aspect ratio of vision.image_size), (depth,) and an
+    instruction as text or token ids."""
+    use_depth = vision.use_depth
     if not isinstance(space, gym.spaces.Dict):
         raise ValueError(f"observation_space must be a gymnasium.spaces.Dict with keys 'rgb' and 'instruction' "
                          f"(or 'instruction_ids' + 'instruction_mask'), got {space}")
@@ -33,6 +43,7 @@ def check_observation_space(space: gym.Space, use_depth: bool) -> None:
     if not isinstance(rgb, gym.spaces.Box) or len(rgb.shape) != 3 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"observation_space['rgb'] must be a uint8 Box of shape (H, W, 3), got {rgb} "
                          f"(keys: {sorted(space.spaces)})")
+    check_frame_size(rgb.shape[:2], vision, f"observation_space['rgb'] {rgb.shape}")
     if use_depth:
         depth = space.spaces.get("depth")
         if not isinstance(depth, gym.spaces.Box) or depth.shape != (*rgb.shape[:2], 1):
@@ -75,7 +86,7 @@ def flatten_time(obs: Mapping[str, Any], t: int, b: int) -> dict[str, Any]:
     """(T, B, ...) tensors and nested instruction lists -> (T * B, ...) / flat lists; others as they are."""
     out: dict[str, Any] = {}
     for key, value in obs.items():
-        if isinstance(value, torch.Tensor) and key in IMAGE_KEYS and value.dim() == IMAGE_KEYS[key] + 1:
+        if isinstance(value, torch.Tensor) and key in TENSOR_DIMS and value.dim() == TENSOR_DIMS[key] + 1:
             if tuple(value.shape[:2]) != (t, b):
                 raise ValueError(f"observation {key!r} has shape {tuple(value.shape)}: expected leading dims (T, B) = "
                                  f"{(t, b)} (from masks) or a flat T * B = {t * b}")
@@ -83,7 +94,7 @@ def flatten_time(obs: Mapping[str, Any], t: int, b: int) -> dict[str, Any]:
         elif key == "instruction" and len(value) and not isinstance(value[0], str):
             value = [s for row in value for s in row]
         n = value.shape[0] if isinstance(value, torch.Tensor) else len(value) if key == "instruction" else None
-        if key in (*IMAGE_KEYS, "instruction") and n != t * b:
+        if key in (*TENSOR_DIMS, "instruction") and n != t * b:
             raise ValueError(f"observation {key!r} holds {n} rows: expected T * B = {t * b} (masks are {(t, b)})")
         out[key] = value
     return out

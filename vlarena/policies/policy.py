@@ -19,6 +19,13 @@ returns the new episode's first). At `reset()` all masks are 0 (or start from `i
 obs/actions as (T, B, ...) or flat (T * B, ...) time-major, masks (T, B), and returns flat
 (T * B,) log-probs, entropies and values equal to stepping `act` T times.
 
+Candidate actions (candidates.py): when the observation space has `candidates` (C, F) float and
+`candidate_mask` (C,) int/bool, the action space must be Discrete(1 + C) (0 STOP, c >= 1 candidate
+c - 1). The candidates are encoded per candidate and attended from the state (the value and action
+heads see them), and action c >= 1 is allowed iff `candidate_mask[c - 1]` is nonzero: the others get
+probability exactly 0 in `act`, `evaluate_actions` and `action_log_prob` (log-prob about -1e9).
+A rollout must keep both keys for `evaluate_actions` (`policy.candidate_keys` names them).
+
 Feature caching: with `freeze_vision=True` the ViT runs without gradients; a training loop may
 store `encode_vision(obs)` in its rollouts as `obs["vision_tokens"]` so PPO epochs do not re-encode.
 Instruction embeddings of a frozen language backbone are cached per instruction (language.py).
@@ -40,6 +47,13 @@ import gymnasium as gym
 import torch
 from torch import nn
 
+from vlarena.policies.candidates import (
+    CANDIDATE_KEYS,
+    CandidateEncoder,
+    CandidateScoringHead,
+    candidate_inputs,
+    candidate_spec,
+)
 from vlarena.policies.checkpoint import (
     CONFIG_NAME,
     FORMAT_VERSION,
@@ -71,7 +85,8 @@ class VLAPolicy(nn.Module):
         super().__init__()
         config = PolicyConfig.from_dict((config or PolicyConfig()).to_dict())  # a private copy
         config.language.backbone = resolve_backbone(config.language)
-        check_observation_space(observation_space, config.vision.use_depth)
+        check_observation_space(observation_space, config.vision)
+        self.candidate_spec = candidate_spec(observation_space, action_space)
         self.config = config
         self.observation_space = observation_space
         self.action_space = action_space
@@ -79,8 +94,14 @@ class VLAPolicy(nn.Module):
         self.language = LanguageEncoder(config.language)
         self.fusion = Fusion(config.fusion, self.vision.out_dim, self.language.out_dim)
         self.memory = build_memory(config.memory, self.fusion.out_dim)
-        self.action_head = build_action_head(action_space, self.memory.out_dim, config.init_log_std)
-        self.value_head = ValueHead(self.memory.out_dim)
+        dim = self.memory.out_dim
+        self.candidates = None if self.candidate_spec is None else CandidateEncoder(
+            self.candidate_spec, dim, config.candidates)
+        if self.candidate_spec is not None and config.candidates.head == "score":
+            self.action_head = CandidateScoringHead(dim, self.candidate_spec.num)
+        else:
+            self.action_head = build_action_head(action_space, dim, config.init_log_std)
+        self.value_head = ValueHead(dim)
         if config.freeze_vision:
             self.vision.requires_grad_(False)
             self.vision.eval()
@@ -95,6 +116,11 @@ class VLAPolicy(nn.Module):
         if self.config.freeze_vision:
             self.vision.eval()
         return self
+
+    @property
+    def candidate_keys(self) -> tuple[str, ...]:
+        """The candidate-action observation keys this policy reads (empty without candidates)."""
+        return CANDIDATE_KEYS if self.candidate_spec is not None else ()
 
     def initial_state(self, batch_size: int) -> torch.Tensor:
         """Zero recurrent state (B, layers, hidden) on the policy's device ((B, 0, 0) without memory)."""
@@ -135,18 +161,42 @@ class VLAPolicy(nn.Module):
         return self.fusion(vis, tokens.to(vis.dtype), mask, pooled.to(vis.dtype))
 
     # ---- the policy contract ---------------------------------------------------------------------
+    def _candidates(self, obs: Obs) -> tuple[torch.Tensor, torch.Tensor] | None:
+        return None if self.candidate_spec is None else candidate_inputs(obs, self.candidate_spec, self.device)
+
+    def _heads_input(self, out: torch.Tensor, cands: tuple[torch.Tensor, torch.Tensor] | None
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(action-head features, value features, action mask or None) of the memory output (N, D)."""
+        if cands is None:
+            return out, out, None
+        z, enc = self.candidates(out, *cands)
+        valid = cands[1]
+        action_mask = torch.cat([valid.new_ones(valid.shape[0], 1), valid], dim=1)  # STOP is always allowed
+        features = torch.cat([z.unsqueeze(1), enc], dim=1) if isinstance(self.action_head, CandidateScoringHead) else z
+        return features, z, action_mask
+
+    def _step(self, obs: Obs, state: torch.Tensor, masks: torch.Tensor | None
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        cands = self._candidates(obs)  # checked before the encoders run
+        out, state = self.memory.step(self.encode_observation(obs), self._to_device(state), self._to_device(masks))
+        return (*self._heads_input(out, cands), state)
+
     def act(self, obs: Obs, state: torch.Tensor, deterministic: bool = False,
             masks: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(action, log_prob (B,), value (B,), next state) for one step of B envs."""
-        features = self.encode_observation(obs)
-        out, state = self.memory.step(features, self._to_device(state), self._to_device(masks))
-        action, log_prob = self.action_head.act(out, deterministic)
-        return action, log_prob, self.value_head(out), state
+        features, value_features, action_mask, state = self._step(obs, state, masks)
+        action, log_prob = self.action_head.act(features, deterministic, action_mask)
+        return action, log_prob, self.value_head(value_features), state
 
     def get_value(self, obs: Obs, state: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:
         """Values (B,) (e.g. to bootstrap the last step of a rollout)."""
-        out, _ = self.memory.step(self.encode_observation(obs), self._to_device(state), self._to_device(masks))
-        return self.value_head(out)
+        return self.value_head(self._step(obs, state, masks)[1])
+
+    def action_log_prob(self, obs: Obs, actions: torch.Tensor, state: torch.Tensor,
+                        masks: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step: (log-prob (B,) of `actions`, next state) (e.g. a reference policy's log-probs for a KL)."""
+        features, _, action_mask, state = self._step(obs, state, masks)
+        return self.action_head.log_prob(features, self._to_device(actions), action_mask), state
 
     def evaluate_actions(self, obs: Obs, actions: torch.Tensor, state: torch.Tensor,
                          masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -155,11 +205,12 @@ class VLAPolicy(nn.Module):
             raise ValueError(f"masks must be a tensor (T, B), got {getattr(masks, 'shape', type(masks).__name__)}")
         t, b = masks.shape
         obs = flatten_time(obs, t, b)
+        cands = self._candidates(obs)
         features = self.encode_observation(obs)
         out, _ = self.memory.sequence(features.view(t, b, -1), self._to_device(state), self._to_device(masks))
-        out = out.reshape(t * b, -1)
-        log_prob, entropy = self.action_head.evaluate(out, self._to_device(actions))
-        return log_prob, entropy, self.value_head(out)
+        features, value_features, action_mask = self._heads_input(out.reshape(t * b, -1), cands)
+        log_prob, entropy = self.action_head.evaluate(features, self._to_device(actions), action_mask)
+        return log_prob, entropy, self.value_head(value_features)
 
     # ---- checkpoints -----------------------------------------------------------------------------
     def _saves_language_backbone(self) -> bool:

@@ -55,6 +55,9 @@ class VLAFeaturesExtractor(BaseFeaturesExtractor):
         if missing:
             raise ValueError(f"VLAFeaturesExtractor needs observation keys {needed}; missing {missing} in "
                              f"{sorted(spaces)} (use VlarenaVecEnv to turn instructions into token ids)")
+        if "candidates" in spaces or "candidate_mask" in spaces:
+            raise ValueError("VLAFeaturesExtractor does not support candidate actions ('candidates' + "
+                             "'candidate_mask': SB3's action heads cannot mask padded candidates); use VLAPolicy")
         self.config = config
         self.images_scaled = images_scaled
         self.vision = VisionEncoder(config.vision)

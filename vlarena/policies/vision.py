@@ -2,8 +2,11 @@
 
 Input: `rgb` uint8 (B, H, W, 3) and, with `use_depth`, `depth` float32 (B, H, W, 1) in metres as a
 4th channel. Normalisation happens inside: rgb/255 and depth/max_depth are mapped to [-1, 1].
-Frames of another size are resized (bilinear, antialiased) to `image_size`. Output: tokens
-(B, N, width) after a final LayerNorm, N = (image_size / patch_size)^2, and the pooled mean (B, width).
+`image_size` is S (square) or [H, W] (e.g. a 360-degree panorama strip of K views, [16, 64]); the
+patches form an (H / patch, W / patch) grid with one learned position embedding per cell. Frames of
+another size but the same aspect ratio are resized (bilinear, antialiased when shrinking) to it; a
+frame of another aspect ratio is an error naming both (`check_frame_size`). Output: tokens (B, N, width)
+after a final LayerNorm, N = (H / patch) * (W / patch), and the pooled mean (B, width).
 
 Default size (the "cpu" preset), chosen with `benchmarks/policy_throughput.py` on the 2-core CPU
 (x86_64, torch 2.13 eager, 2 threads, batch 256, 64x64 RGB, bert_random language, inference mode).
@@ -31,6 +34,7 @@ tensors that do not fit raise an error naming them.
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import torch
@@ -41,6 +45,35 @@ from vlarena.policies.checkpoint import load_state, load_tensors, save_tensors
 from vlarena.policies.config import VisionConfig
 
 VISION_FORMAT = "vlarena.vision_encoder"
+
+
+def suggest_image_size(frame_hw: tuple[int, int], config: VisionConfig) -> list[list[int]]:
+    """[H, W] sizes of the frame's aspect ratio, multiples of patch_size: the one whose token count is
+    closest to the configured one, and the frame's own size when it fits the patches."""
+    h, w, p = int(frame_hw[0]), int(frame_hw[1]), config.patch_size
+    g = math.gcd(h, w)
+    a, b = h // g, w // g
+    unit = math.lcm(p // math.gcd(p, a), p // math.gcd(p, b))  # the smallest k with k*a, k*b multiples of p
+    target = config.num_tokens
+    m = max(1, round(math.sqrt(target * p * p / (unit * unit * a * b))))
+    out = [[unit * m * a, unit * m * b]]
+    if h % p == 0 and w % p == 0 and [h, w] not in out:
+        out.append([h, w])
+    return out
+
+
+def check_frame_size(frame_hw: tuple[int, int], config: VisionConfig, what: str) -> None:
+    """A frame (H, W) fits the ViT when it has the aspect ratio of `image_size` (it is then resized)."""
+    h, w = int(frame_hw[0]), int(frame_hw[1])
+    sh, sw = config.image_hw
+    if h * sw != w * sh:
+        g, gs = math.gcd(h, w), math.gcd(sh, sw)
+        tips = " or ".join(f"{s} ({(s[0] // config.patch_size) * (s[1] // config.patch_size)} tokens)"
+                           for s in suggest_image_size((h, w), config))
+        raise ValueError(f"{what} has frames of {h}x{w} (H x W) but vision.image_size is {config.image_size} "
+                         f"({sh}x{sw}): accepted are frames of the aspect ratio H:W = {sh // gs}:{sw // gs} (resized "
+                         f"to {sh}x{sw}); for these frames set vision.image_size to [H, W] of ratio {h // g}:{w // g}, "
+                         f"each a multiple of vision.patch_size {config.patch_size}, e.g. {tips}")
 
 
 class Block(nn.Module):
@@ -72,7 +105,7 @@ class VisionEncoder(nn.Module):
         self.config = config
         channels = 4 if config.use_depth else 3
         self.patch_embed = nn.Conv2d(channels, config.width, config.patch_size, stride=config.patch_size)
-        self.pos_embed = nn.Parameter(torch.zeros(1, config.num_tokens, config.width))
+        self.pos_embed = nn.Parameter(torch.zeros(1, config.num_tokens, config.width))  # row-major over the grid
         self.blocks = nn.ModuleList(Block(config.width, config.heads, config.mlp_ratio, config.dropout)
                                     for _ in range(config.depth))
         self.norm = nn.LayerNorm(config.width)
@@ -92,10 +125,11 @@ class VisionEncoder(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def preprocess(self, rgb: torch.Tensor, depth: torch.Tensor | None = None) -> torch.Tensor:
-        """uint8 (B,H,W,3) [+ depth (B,H,W,1) metres] -> float (B,C,S,S) in [-1, 1] at image_size S."""
+        """uint8 (B,H,W,3) [+ depth (B,H,W,1) metres] -> float (B,C,h,w) in [-1, 1] at image_size (h, w)."""
         if rgb.dim() != 4 or rgb.shape[-1] != 3 or rgb.dtype != torch.uint8:
             raise ValueError(f"observation 'rgb' must be uint8 of shape (B, H, W, 3), got {rgb.dtype} "
                              f"{tuple(rgb.shape)}")
+        check_frame_size(tuple(rgb.shape[1:3]), self.config, f"observation 'rgb' of shape {tuple(rgb.shape)}")
         x = rgb.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
         if self.config.use_depth:
             if depth is None:
@@ -109,14 +143,16 @@ class VisionEncoder(nn.Module):
         return self.resize(x)
 
     def resize(self, x: torch.Tensor) -> torch.Tensor:
-        s = self.config.image_size
-        if x.shape[-2:] != (s, s):
-            x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False,
-                              antialias=bool(x.shape[-1] > s or x.shape[-2] > s))
+        """(B, C, H, W) -> (B, C, *image_hw); the aspect ratio must match (`check_frame_size`)."""
+        h, w = self.config.image_hw
+        if tuple(x.shape[-2:]) != (h, w):
+            check_frame_size(tuple(x.shape[-2:]), self.config, f"the pixels (B, C, H, W) {tuple(x.shape)}")
+            x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False,
+                              antialias=bool(x.shape[-2] > h or x.shape[-1] > w))
         return x
 
     def forward_pixels(self, x: torch.Tensor) -> torch.Tensor:
-        """Tokens (B, N, width) of normalised pixels (B, C, image_size, image_size)."""
+        """Tokens (B, N, width) of normalised pixels (B, C, *image_hw)."""
         x = self.patch_embed(x).flatten(2).transpose(1, 2) + self.pos_embed
         for block in self.blocks:
             x = block(x)

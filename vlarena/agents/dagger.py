@@ -1,0 +1,169 @@
+"""DAgger (Ross et al. 2011) as R2R's student forcing, and the core that behaviour cloning (bc.py) runs.
+
+    metrics = train_dagger(policy, env, DAggerConfig(total_steps=1_000_000, beta_decay=0.75), run_dir="runs/dagger")
+
+Each update u, in DAgger iteration k = u // beta_every:
+
+    1. beta_k = beta0 * beta_decay ** k        (exponential, the default; "linear": from beta0 to
+                                                beta_final over beta_steps iterations; "constant": beta0)
+    2. roll out T steps of B envs: at every step the student proposes a_s ~ pi(. | s) (or its argmax),
+       the env's expert labels the state with a* = info["expert_action"], and the env executes a*
+       with probability beta_k, else a_s. States come from the mixture, labels always from the expert.
+    3. for epochs: for minibatches of whole env sequences (the GRU sees each episode from its start):
+          loss = -E_valid[log pi(a* | s)] - ent_coef * entropy
+       and an Adam step with grad-norm clipping.
+
+beta = 1 is behaviour cloning with teacher forcing (bc.py); beta = 0 is pure student forcing
+(Anderson et al. 2018, R2R). This is online DAgger: each update learns from its own fresh rollout,
+as R2R's student forcing does, not from the aggregate of every past rollout (VLN-CE's DAgger keeps
+that aggregate on disk; not done here). The value head is not trained.
+
+Logged per update: train/loss (the cross-entropy), train/expert_prob (mean pi(a* | s)),
+train/accuracy (how often the student's proposal equals a* on valid steps: the argmax accuracy when
+student_action="argmax", the sample agreement when "sample"; measured on the rollout, before the
+update), train/beta, train/expert_executed (fraction of steps that ran a*), train/entropy, train/grad_norm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vlarena.agents.rollout import masked_mean
+from vlarena.agents.trainer import AgentConfig, Trainer
+
+BETA_SCHEDULES = ("exponential", "linear", "constant")
+STUDENT_ACTIONS = ("sample", "argmax")
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"agent.{name} must be a positive int, got {value!r}")
+
+
+@dataclass
+class ImitationConfig(AgentConfig):
+    """Settings of every imitation agent (bc, dagger)."""
+
+    epochs: int = 1  # passes over each rollout
+    num_minibatches: int = 1  # groups of envs (whole sequences); at most num_envs
+    ent_coef: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive_int("epochs", self.epochs)
+        _positive_int("num_minibatches", self.num_minibatches)
+        if self.ent_coef < 0:
+            raise ValueError(f"agent.ent_coef must be >= 0, got {self.ent_coef}")
+
+
+@dataclass
+class DAggerConfig(ImitationConfig):
+    beta0: float = 1.0  # probability of executing the expert's action in iteration 0
+    beta_schedule: str = "exponential"
+    beta_decay: float = 0.75  # exponential: beta_k = beta0 * beta_decay ** k (VLN-CE's p = 0.75)
+    beta_final: float = 0.0  # linear: beta_k goes from beta0 to beta_final ...
+    beta_steps: int = 10  # ... over beta_steps iterations, then stays
+    beta_every: int = 10  # updates per DAgger iteration k
+    student_action: str = "sample"  # sample (R2R's student forcing) | argmax
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("beta0", "beta_decay", "beta_final"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"agent.{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.beta_schedule not in BETA_SCHEDULES:
+            raise ValueError(f"agent.beta_schedule must be one of {list(BETA_SCHEDULES)}, got {self.beta_schedule!r}")
+        if self.student_action not in STUDENT_ACTIONS:
+            raise ValueError(f"agent.student_action must be one of {list(STUDENT_ACTIONS)}, "
+                             f"got {self.student_action!r}")
+        _positive_int("beta_steps", self.beta_steps)
+        _positive_int("beta_every", self.beta_every)
+
+
+def mixing_beta(config: DAggerConfig, update: int) -> float:
+    """beta of the DAgger iteration that update `update` (0-based) belongs to."""
+    k = update // config.beta_every
+    if config.beta_schedule == "exponential":
+        return config.beta0 * config.beta_decay ** k
+    if config.beta_schedule == "linear":
+        return config.beta0 + (config.beta_final - config.beta0) * min(k / config.beta_steps, 1.0)
+    return config.beta0
+
+
+class DAggerTrainer(Trainer):
+    name = "dagger"
+    config: DAggerConfig
+
+    def __init__(self, policy: torch.nn.Module, env: Any, config: DAggerConfig, run_dir: str | Path):
+        super().__init__(policy, env, config, run_dir)
+        self.mix_generator = torch.Generator(device=self.device).manual_seed(config.seed + 1)
+
+    def generators(self) -> dict[str, torch.Generator]:
+        return {**super().generators(), "mixing": self.mix_generator}
+
+    def iteration(self) -> dict[str, float]:
+        beta = mixing_beta(self.config, self.counters["update"])
+        return {**self.collect(beta), **self.learn(), "train/beta": beta}
+
+    # ---- 2: roll out the mixture, label with the expert ---------------------------------------------
+    def collect(self, beta: float) -> dict[str, float]:
+        cfg, run, storage, policy = self.config, self.runner, self.storage, self.policy
+        assert run is not None and storage is not None
+        storage.reset(run.state)
+        matches = torch.zeros((), device=self.device)
+        executed = torch.zeros((), device=self.device)
+        for _ in range(cfg.num_steps):
+            obs, masks, valid = run.policy_obs(), run.masks, run.valid
+            expert = run.expert_action()
+            with torch.no_grad(), self.autocast():
+                student, _, _, state = policy.act(obs, run.state, deterministic=cfg.student_action == "argmax",
+                                                  masks=masks)
+            expert = expert.to(student.dtype)
+            use_expert = self.expert_mask(beta)
+            action = torch.where(use_expert.view(-1, *[1] * (student.dim() - 1)), expert, student)
+            storage.insert(obs, masks, valid, action, expert_actions=expert)
+            matches += ((student == expert).reshape(self.num_envs, -1).all(dim=1).float() * valid).sum()
+            executed += (use_expert.float() * valid).sum()
+            reward, terminated, truncated = run.step(action, state)
+            storage.insert_result(reward, terminated, truncated)
+        n = storage.valid.sum().clamp(min=1)
+        return {"train/accuracy": float(matches / n), "train/expert_executed": float(executed / n)}
+
+    def expert_mask(self, beta: float) -> torch.Tensor:
+        """True [B] where the expert's action is executed (probability beta)."""
+        if beta >= 1.0:
+            return torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
+        if beta <= 0.0:
+            return torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        return torch.rand(self.num_envs, generator=self.mix_generator, device=self.device) < beta
+
+    # ---- 3: cross-entropy on the expert's labels ------------------------------------------------------
+    def learn(self) -> dict[str, float]:
+        cfg, storage, policy = self.config, self.storage, self.policy
+        assert storage is not None
+        stats: dict[str, list[torch.Tensor]] = {"loss": [], "expert_prob": [], "entropy": [], "grad_norm": []}
+        for _ in range(cfg.epochs):
+            for mb in storage.minibatches(cfg.num_minibatches, self.generator):
+                assert mb.expert_actions is not None
+                with self.autocast():
+                    log_prob, entropy, _ = policy.evaluate_actions(mb.obs, mb.expert_actions, mb.state0, mb.masks)
+                valid = mb.flat(mb.valid)
+                nll = masked_mean(-log_prob.float(), valid)
+                ent = masked_mean(entropy.float(), valid)
+                grad_norm = self.optimizer_step(nll - cfg.ent_coef * ent)
+                stats["loss"].append(nll.detach())
+                stats["expert_prob"].append(masked_mean(log_prob.detach().float().exp(), valid))
+                stats["entropy"].append(ent.detach())
+                stats["grad_norm"].append(grad_norm.float())
+        means = torch.stack([torch.stack(v).mean() for v in stats.values()]).tolist()
+        return {f"train/{k}": v for k, v in zip(stats, means, strict=True)}
+
+
+def train_dagger(policy: torch.nn.Module, env: Any, config: DAggerConfig, run_dir: str | Path) -> dict[str, float]:
+    """Train `policy` with DAgger in `env` (a NEXT_STEP vector env with info["expert_action"]); logs and
+    checkpoints go to `run_dir`. Returns the metrics of the last update."""
+    return DAggerTrainer(policy, env, config, run_dir).train()
