@@ -49,13 +49,14 @@ def test_torchrun_two_cpu_ranks_keep_identical_weights(tmp_path):
     import subprocess
     import sys
 
-    run = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "vlarena.cli",
-           "train", "agent=ppo", "agent.total_steps=128", "eval.enabled=false", f"run_dir={run}",
-           f"hydra.run.dir={tmp_path / 'hydra'}", *TINY]
+           "train", "agent=ppo", "agent.total_steps=128", "eval.enabled=false", *TINY]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = list((tmp_path / "runs").glob("*/*/config.yaml"))
+    assert len(runs) == 1  # one run directory for both ranks (rank 0's hydra directory)
+    run = runs[0].parent
     info = json.loads((run / "distributed.json").read_text())
     assert info == {"world_size": 2, "max_weight_diff": 0.0}
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

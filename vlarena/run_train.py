@@ -4,7 +4,7 @@ Distributed (DD-PPO style): under `torchrun` (WORLD_SIZE > 1, env:// rendezvous)
 its own envs (seeded by rank), gradients are all-reduced by the trainer, and rank 0 alone writes
 logs, checkpoints and the evaluation, in one run directory shared by all ranks:
 
-    torchrun --standalone --nproc_per_node=2 -m vlarena.cli train experiment=quickstart run_dir=runs/ddp
+    torchrun --standalone --nproc_per_node=2 -m vlarena.cli train experiment=r2r_bc
 """
 
 from __future__ import annotations
@@ -131,9 +131,16 @@ def run_train(cfg: TrainConfig, run_dir: str | Path) -> dict[str, Any]:
 
 def train_main_body(cfg: DictConfig, output_dir: str) -> dict[str, Any]:
     config = TrainConfig.from_hydra(cfg)
+    rank, world = _distributed()
+    if world > 1 and not config.run_dir:  # one run directory for all ranks: rank 0's
+        import torch.distributed as dist
+
+        shared = [output_dir]
+        dist.broadcast_object_list(shared, src=0)
+        output_dir = shared[0]
     out = Path(config.run_dir or output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if int(os.environ.get("RANK", "0")) == 0:
+    if rank == 0:
         OmegaConf.save(cfg, out / "config.yaml", resolve=True)
     result = run_train(config, out)
     if "eval" in result:
