@@ -49,7 +49,8 @@ def generate_r2r(config: R2RSplitConfig, root: str | os.PathLike | None = None, 
     """Generate the splits of `config` into the cache (atomically); returns the dataset folder.
     An existing complete folder is kept unless `overwrite`."""
     folder = r2r_folder(config, root)
-    if (folder / "config.json").exists() and (folder / "R2R_VLNCE").exists() >= vlnce and not overwrite:
+    complete = (folder / "config.json").exists() and (not vlnce or (folder / "R2R_VLNCE").exists())
+    if complete and not overwrite:
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
