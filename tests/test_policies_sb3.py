@@ -14,7 +14,7 @@ from stable_baselines3.common.logger import configure  # noqa: E402
 from tests.policy_helpers import tiny_config  # noqa: E402
 from vlarena.envs.motion import FORWARD, STOP  # noqa: E402
 from vlarena.policies import InstructionTokenizer, VLAPolicy  # noqa: E402
-from vlarena.policies.sb3 import VLAFeaturesExtractor, VlarenaVecEnv, make_sb3_vec_env  # noqa: E402
+from vlarena.policies.sb3 import VLAFeaturesExtractor, VlarenaVecEnv, make_sb3_vec_env, sb3_policy_kwargs  # noqa: E402
 
 ENV = dict(num_scenes=2, episodes_per_scene=8, width=16, height=16, max_episode_steps=5)
 
@@ -79,8 +79,7 @@ def _ppo_run(tmp_path, config, total: int, n_steps: int, num_envs: int = 8):
     venv = make_sb3_vec_env("ObjectNav", num_envs=num_envs, language=config.language, max_length=24,
                             num_scenes=2, episodes_per_scene=16, width=32, height=32, max_episode_steps=64)
     model = PPO("MultiInputPolicy", venv, n_steps=n_steps, batch_size=64, n_epochs=2, learning_rate=1e-3, seed=0,
-                policy_kwargs=dict(features_extractor_class=VLAFeaturesExtractor,
-                                   features_extractor_kwargs=dict(config=config), net_arch=dict(pi=[32], vf=[32])))
+                policy_kwargs=sb3_policy_kwargs(config, net_arch=dict(pi=[32], vf=[32])))
     model.set_logger(configure(str(tmp_path), ["csv"]))
     before = {k: v.clone() for k, v in model.policy.state_dict().items()}
     model.learn(total)
@@ -118,3 +117,14 @@ def test_ppo_learns_a_few_thousand_steps_with_the_cpu_preset(tmp_path):
     model, before, after, rows = _ppo_run(tmp_path, config, total=4096, n_steps=64)
     _check_learned(model, before, after, rows, 4096)
     assert len(rows) == 4096 // (64 * 8) - 1
+
+
+def test_sb3_policy_kwargs_keep_the_extractor_weights(config):
+    """SB3's default ortho_init zeroes every Linear bias of the extractor (and re-draws the weights)."""
+    venv = make_sb3_vec_env("ObjectNav", num_envs=2, language=config.language, max_length=24,
+                            num_scenes=1, episodes_per_scene=4, width=32, height=32)
+    ours = PPO("MultiInputPolicy", venv, n_steps=8, batch_size=8, policy_kwargs=sb3_policy_kwargs(config))
+    plain = PPO("MultiInputPolicy", venv, n_steps=8, batch_size=8, policy_kwargs=dict(
+        features_extractor_class=VLAFeaturesExtractor, features_extractor_kwargs=dict(config=config)))
+    assert ours.policy.features_extractor.fusion.vision_proj.bias.abs().sum() > 0
+    assert plain.policy.features_extractor.fusion.vision_proj.bias.abs().sum() == 0

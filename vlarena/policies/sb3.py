@@ -1,13 +1,14 @@
 """stable-baselines3 integration: a features extractor over our encoder stack and a VecEnv adapter.
 
     from stable_baselines3 import PPO
-    from vlarena.policies.sb3 import VLAFeaturesExtractor, make_sb3_vec_env
+    from vlarena.policies.sb3 import make_sb3_vec_env, sb3_policy_kwargs
 
     venv = make_sb3_vec_env("ObjectNav", num_envs=8, language=cfg.language, max_length=32, width=32, height=32)
-    model = PPO("MultiInputPolicy", venv, n_steps=64,
-                policy_kwargs=dict(features_extractor_class=VLAFeaturesExtractor,
-                                   features_extractor_kwargs=dict(config=cfg)))
+    model = PPO("MultiInputPolicy", venv, n_steps=64, policy_kwargs=sb3_policy_kwargs(cfg))
     model.learn(2048)
+
+`sb3_policy_kwargs` sets `ortho_init=False`: SB3's default orthogonal re-initialisation would
+overwrite every `nn.Linear` of the extractor, pretrained language backbone included.
 
 SB3 cannot take `Text` spaces, so the adapter hands the instruction over as token ids
 (`instruction_ids` int64 (L,), `instruction_mask` int64 (L,), from our tokenizer of the same language
@@ -188,6 +189,13 @@ class VlarenaVecEnv(VecEnv):
 
     def get_images(self) -> Sequence[np.ndarray | None]:
         return list(self.env.render())
+
+
+def sb3_policy_kwargs(config: PolicyConfig | dict | None = None, **extra: Any) -> dict[str, Any]:
+    """`policy_kwargs` for SB3's MultiInputPolicy with our extractor; `ortho_init=False` keeps its weights
+    (SB3's orthogonal init would re-initialise the ViT, the fusion and the pretrained language backbone)."""
+    return {"features_extractor_class": VLAFeaturesExtractor, "features_extractor_kwargs": {"config": config},
+            "ortho_init": False, **extra}
 
 
 def make_sb3_vec_env(task: str = "ObjectNav", num_envs: int = 8, language: LanguageConfig | None = None,
