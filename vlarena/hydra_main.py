@@ -4,6 +4,7 @@ dataclasses; training itself is in `vlarena.run_train`)."""
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,22 @@ def eval_main(cfg: DictConfig) -> None:
 
 @hydra.main(config_path="configs", config_name="train", version_base="1.3")
 def train_main(cfg: DictConfig) -> None:
-    from vlarena.run_train import train_main_body
+    """A bad config value (ValueError from the conversion, before any work), an unreadable checkpoint
+    (CheckpointError) and a NaN/inf stop (FloatingPointError) end the command with their message and exit
+    status 2, not a traceback; anything else is a bug and keeps hydra's report."""
+    from vlarena.agents.checkpoint import CheckpointError
+    from vlarena.run_train import TrainConfig, train_main_body
 
-    train_main_body(cfg, HydraConfig.get().runtime.output_dir)
+    try:
+        TrainConfig.from_hydra(cfg)
+    except ValueError as e:
+        _fail("train", e)
+    try:
+        train_main_body(cfg, HydraConfig.get().runtime.output_dir)
+    except (CheckpointError, FloatingPointError) as e:
+        _fail("train", e)
+
+
+def _fail(command: str, error: BaseException) -> None:
+    print(f"vlarena {command}: error: {error}", file=sys.stderr)
+    raise SystemExit(2) from None

@@ -5,21 +5,34 @@ its own envs (seeded by rank), gradients are all-reduced by the trainer, and ran
 logs, checkpoints and the evaluation, in one run directory shared by all ranks:
 
     torchrun --standalone --nproc_per_node=2 -m vlarena.cli train experiment=r2r_bc
+
+Envs: a native vlarena task is built batched, `gym.make_vec(env_id, num_envs, split=..., device=...)`, and its
+splits are episode sets. An adapter env (BabyAI) has no native vector env and no episode files: gymnasium
+vectorizes `num_envs` copies (SyncVectorEnv, numpy), and a split is a range of seeds, `env.split_seeds[split]`
+onwards (vlarena/configs/env/babyai.yaml: train from 0, val from 1_000_000, test from 2_000_000). Training resets
+sub-env i with seed `split_seeds[train_split] + rank * (num_envs + 1) + agent.seed + update + i` (`update`: where
+the run starts or resumes; no two sub-envs of any ranks share a seed; later episodes come from each sub-env's
+RNG), evaluation runs the `eval.num_episodes` seeds from `split_seeds[eval.split]` once each, and a run whose
+training and evaluation seed ranges can overlap (up to 64 ranks) is refused before any work.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from vlarena.datasets.jsonio import write_json
 
 TRAIN_KEYS = ("name", "num_envs", "device", "train_split", "init_from", "run_dir", "eval")
+ENV_KEYS = ("name", "kwargs", "split_seeds")
+MAX_RANKS = 64  # data-parallel ranks the seed-range check of adapter envs allows for
 
 
 @dataclass
@@ -28,6 +41,14 @@ class EvalSettings:
     num_envs: int = 32
     deterministic: bool = True
     enabled: bool = True
+    num_episodes: int | None = None  # None: every episode of the split (native envs); seeded envs need a number
+
+    def __post_init__(self) -> None:
+        n = self.num_episodes
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n <= 0):
+            raise ValueError(f"eval.num_episodes must be a positive int or null (the whole split), got {n!r}")
+        if isinstance(self.num_envs, bool) or not isinstance(self.num_envs, int) or self.num_envs <= 0:
+            raise ValueError(f"eval.num_envs must be a positive int, got {self.num_envs!r}")
 
 
 @dataclass
@@ -44,6 +65,7 @@ class TrainConfig:
     init_from: str | None = None
     run_dir: str | None = None
     eval: EvalSettings = field(default_factory=EvalSettings)
+    env_split_seeds: dict[str, int] | None = None  # adapter envs: the first seed of each split
 
     @classmethod
     def from_hydra(cls, cfg: DictConfig) -> TrainConfig:
@@ -51,20 +73,64 @@ class TrainConfig:
         from vlarena.policies import PolicyConfig
 
         raw = OmegaConf.to_container(cfg, resolve=True)
-        env, policy, agent = raw.pop("env"), dict(raw.pop("policy")), dict(raw.pop("agent"))
+        env, policy, agent = dict(raw.pop("env")), dict(raw.pop("policy")), dict(raw.pop("agent"))
         raw.pop("experiment", None)
         unknown = set(raw) - set(TRAIN_KEYS)
         if unknown:
             raise ValueError(f"unknown train option(s) {sorted(unknown)}; accepted: {list(TRAIN_KEYS)} and the groups "
                              f"env, policy, agent")
+        unknown = set(env) - set(ENV_KEYS)
+        if unknown:
+            raise ValueError(f"unknown env option(s) {sorted(unknown)}; accepted: {list(ENV_KEYS)}")
         name = agent.pop("name")
         if name not in ALGORITHMS:
             raise ValueError(f"agent={name} cannot be trained; accepted: {sorted(ALGORITHMS)}")
+        agent_class = get_algorithm(name)[0]
+        unknown = set(agent) - {f.name for f in dataclasses.fields(agent_class)}
+        if unknown:
+            raise ValueError(f"unknown agent option(s) {sorted(unknown)} for agent={name}; accepted: "
+                             f"{sorted(f.name for f in dataclasses.fields(agent_class))}")
         policy_config = PolicyConfig.preset(policy.pop("preset", "cpu"), **policy)
         if not isinstance(raw["num_envs"], int) or raw["num_envs"] <= 0:
             raise ValueError(f"num_envs must be a positive int, got {raw['num_envs']!r}")
-        return cls(env_name=env["name"], env_kwargs=env.get("kwargs") or {}, policy=policy_config, agent_name=name,
-                   agent=get_algorithm(name)[0](**agent), eval=EvalSettings(**raw.pop("eval")), **raw)
+        config = cls(env_name=env["name"], env_kwargs=env.get("kwargs") or {}, policy=policy_config, agent_name=name,
+                     agent=agent_class(**agent), eval=EvalSettings(**raw.pop("eval")),
+                     env_split_seeds=env.get("split_seeds"), **raw)
+        config.check_env()
+        return config
+
+    def check_env(self) -> None:
+        """The env exists; adapter envs have seed-range splits covering train_split and eval.split."""
+        import vlarena.envs
+
+        env_id = vlarena.envs.check_task(self.env_name, adapters=True)
+        if vlarena.envs.is_native(env_id):
+            if self.env_split_seeds is not None:
+                raise ValueError(f"env.split_seeds is for adapter envs (seed-range splits); {env_id} has episode "
+                                 f"splits: remove env.split_seeds")
+            return
+        seeds = self.env_split_seeds
+        if not isinstance(seeds, dict) or not seeds:
+            raise ValueError(f"{env_id} has no native vector env: its splits are seed ranges, so env.split_seeds "
+                             f"must map split names to first seeds, e.g. {{train: 0, val: 1000000}}; got {seeds!r}")
+        for split in (self.train_split, *([self.eval.split] if self.eval.enabled else [])):
+            if split not in seeds:
+                raise ValueError(f"split {split!r} is not in env.split_seeds; accepted: {sorted(seeds)}")
+        bad = {k: v for k, v in seeds.items() if isinstance(v, bool) or not isinstance(v, int) or v < 0}
+        if bad:
+            raise ValueError(f"env.split_seeds must be non-negative ints, got {bad}")
+        if self.eval.enabled and self.eval.num_episodes is None:
+            raise ValueError(f"{env_id} splits are seed ranges: set eval.num_episodes (how many held-out seeds)")
+        if self.eval.enabled and self.eval.split != self.train_split:
+            # training seeds (module doc), for up to MAX_RANKS ranks
+            train0 = seeds[self.train_split] + self.agent.seed
+            train1 = train0 + MAX_RANKS * (self.num_envs + 1) + self.agent.num_updates(self.num_envs) + self.num_envs
+            eval0 = seeds[self.eval.split]
+            eval1 = eval0 + self.eval.num_episodes
+            if train0 < eval1 and eval0 < train1:
+                raise ValueError(f"the seeds of train_split={self.train_split!r} [{train0}, {train1}) and of "
+                                 f"eval.split={self.eval.split!r} [{eval0}, {eval1}) overlap: held-out evaluation "
+                                 f"needs disjoint seeds (move env.split_seeds apart)")
 
 
 def _distributed() -> tuple[int, int]:
@@ -89,24 +155,45 @@ def weight_divergence(policy: torch.nn.Module) -> float:
     return float(diff)
 
 
+def make_env(cfg: TrainConfig, split: str, num_envs: int, device: str, rank: int = 0) -> Any:
+    """The vector env of `split`: native (batched, on `device`) or gymnasium's SyncVectorEnv of the adapter env,
+    whose reset seeds are shifted to the split's seed range (and past the seeds of lower ranks)."""
+    import vlarena.envs
+
+    env_id = vlarena.envs.check_task(cfg.env_name, adapters=True)
+    if vlarena.envs.is_native(env_id):
+        return gym.make_vec(env_id, num_envs=num_envs, split=split, device=device, **cfg.env_kwargs)
+    assert cfg.env_split_seeds is not None  # check_env
+    if rank >= MAX_RANKS:
+        raise ValueError(f"adapter envs train on at most {MAX_RANKS} ranks (the seed-range check), got rank {rank}")
+    env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync", **cfg.env_kwargs)
+    return SeedOffset(env, cfg.env_split_seeds[split] + rank * num_envs)  # the trainer adds agent.seed + rank
+
+
+class SeedOffset(gym.vector.VectorWrapper):
+    """A gymnasium vector env whose `reset(seed=s)` seeds sub-env i with `offset + s + i` (a split's seed range)."""
+
+    def __init__(self, env: gym.vector.VectorEnv, offset: int):
+        super().__init__(env)
+        self.offset = int(offset)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> Any:
+        return self.env.reset(seed=None if seed is None else self.offset + int(seed), options=options)
+
+
 def run_train(cfg: TrainConfig, run_dir: str | Path) -> dict[str, Any]:
-    import dataclasses
-
-    import gymnasium as gym
-
     import vlarena.envs
     from vlarena.agents import get_algorithm
-    from vlarena.agents.evaluate import evaluate
     from vlarena.agents.policy_agent import PolicyAgent
     from vlarena.policies import VLAPolicy
 
     rank, world = _distributed()
-    env_id = vlarena.envs.check_task(cfg.env_name)
+    env_id = vlarena.envs.check_task(cfg.env_name, adapters=True)
     device = cfg.device
     if device.startswith("cuda") and world > 1:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
     agent = dataclasses.replace(cfg.agent, seed=cfg.agent.seed + rank)
-    env = gym.make_vec(env_id, num_envs=cfg.num_envs, split=cfg.train_split, device=device, **cfg.env_kwargs)
+    env = make_env(cfg, cfg.train_split, cfg.num_envs, device, rank)
     if cfg.init_from:
         policy = VLAPolicy.from_pretrained(cfg.init_from)
     else:
@@ -114,18 +201,29 @@ def run_train(cfg: TrainConfig, run_dir: str | Path) -> dict[str, Any]:
         policy = VLAPolicy(cfg.policy, env.single_observation_space, env.single_action_space)
     policy = policy.to(device)
     result: dict[str, Any] = {"train": get_algorithm(cfg.agent_name)[1](policy, env, agent, run_dir)}
+    env.close()
     if world > 1:  # the ranks must end with the same weights; say so in the run directory
         result["max_weight_diff"] = weight_divergence(policy)
         if rank == 0:
             write_json(Path(run_dir) / "distributed.json",
                        {"world_size": world, "max_weight_diff": result["max_weight_diff"]}, indent=1)
     if cfg.eval.enabled and rank == 0:
-        eval_env = gym.make_vec(env_id, num_envs=cfg.eval.num_envs, split=cfg.eval.split, device=device,
-                                **cfg.env_kwargs)
+        eval_env = make_env(cfg, cfg.eval.split, cfg.eval.num_envs, device)
         out = Path(run_dir) / f"eval_{cfg.eval.split}"
         meta = {"env": env_id, "split": cfg.eval.split, "agent": cfg.agent_name, "run_dir": str(run_dir)}
-        result["eval"] = evaluate(eval_env, PolicyAgent(policy, cfg.eval.deterministic).act, out, meta,
-                                  progress=agent.progress)
+        act = PolicyAgent(policy, cfg.eval.deterministic).act
+        if vlarena.envs.is_native(env_id):
+            from vlarena.agents.evaluate import evaluate
+
+            ids = None if cfg.eval.num_episodes is None else list(eval_env.episode_ids)[:cfg.eval.num_episodes]
+            result["eval"] = evaluate(eval_env, act, out, meta, progress=agent.progress, episode_ids=ids)
+        else:
+            from vlarena.agents.evaluate_gym import evaluate_seeds
+
+            first = eval_env.offset
+            result["eval"] = evaluate_seeds(eval_env.unwrapped, act, range(first, first + cfg.eval.num_episodes),
+                                            out, meta, device=device, progress=agent.progress)
+        eval_env.close()
     return result
 
 

@@ -230,11 +230,18 @@ def load_checkpoint(path: str | os.PathLike, policy: Any = None, optimizer: torc
 def load_policy_weights(policy: Any, path: str | os.PathLike) -> None:
     """Copy the weights of a saved policy directory into `policy` (a frozen backbone not saved is kept)."""
     path = Path(path)
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        if not (path / name).is_file():
+            raise CheckpointError(f"{path / name} is missing: {path} is not a saved policy directory")
     try:
         meta = read_json(path / CONFIG_NAME)
+    except Exception as e:
+        raise CheckpointError(f"{path / CONFIG_NAME} cannot be read ({type(e).__name__}: {e})") from e
+    try:
         tensors, _ = load_tensors(path / WEIGHTS_NAME)
     except Exception as e:
-        raise CheckpointError(f"cannot read the policy in {path} ({type(e).__name__}: {e})") from e
+        raise CheckpointError(f"{path / WEIGHTS_NAME} cannot be read as safetensors ({type(e).__name__}: {e}): it is "
+                              f"corrupt or truncated; delete {path} to resume from the checkpoint before it") from e
     skip = () if meta.get("language_backbone_saved", True) else (LANGUAGE_BACKBONE_PREFIX,)
     load_state(policy, tensors, str(path / WEIGHTS_NAME), skip_prefixes=skip)
 

@@ -155,9 +155,10 @@ def predictions(env: Any, episodes: list[dict]) -> Any:
 
 
 def evaluate(env: Any, act: Act, out_dir: str | Path | None = None, meta: dict | None = None,
-             progress: bool = True) -> dict[str, Any]:
-    """Roll out, score, and (with `out_dir`) write summary.json, episodes.jsonl and predictions.json."""
-    episodes = rollout(env, act, progress=progress)
+             progress: bool = True, episode_ids: list[str] | None = None) -> dict[str, Any]:
+    """Roll out (every episode of the env's split, or `episode_ids`), score, and (with `out_dir`) write
+    summary.json, episodes.jsonl and predictions.json."""
+    episodes = rollout(env, act, episode_ids, progress=progress)
     rows = score(env, episodes)
     summary = {**aggregate(rows), **(meta or {})}
     if out_dir is not None:

@@ -115,14 +115,18 @@ class EnvRunner:
 
     # ---- numpy envs --------------------------------------------------------------------------
     def _to_torch(self, data: dict[str, Any]) -> dict[str, Any]:
-        if self.native:
-            return data
-        out: dict[str, Any] = {}
-        for key, value in data.items():
-            if key == "instruction" and isinstance(value, (Sequence, np.ndarray)):
-                out[key] = tuple(str(s) for s in value)
-            elif isinstance(value, np.ndarray) and value.dtype != object:
-                out[key] = torch.as_tensor(value, device=self.device)
-            else:
-                out[key] = value
-        return out
+        return data if self.native else numpy_to_torch(data, self.device)
+
+
+def numpy_to_torch(data: dict[str, Any], device: torch.device | str) -> dict[str, Any]:
+    """A gymnasium vector env's observation or info dict for the policy: numeric arrays as tensors on
+    `device`, the instructions as a tuple of strings, anything else unchanged."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "instruction" and isinstance(value, (Sequence, np.ndarray)):
+            out[key] = tuple(str(s) for s in value)
+        elif isinstance(value, np.ndarray) and value.dtype != object:
+            out[key] = torch.as_tensor(value, device=device)
+        else:
+            out[key] = value
+    return out

@@ -258,8 +258,13 @@ class Trainer:
         """Restore the latest checkpoint; returns its step (-1 when the run has none: start over, drop old logs)."""
         ckpt = load_latest(self.run_dir, self.policy, self.optimizer, self.scheduler, rng=self.generators())
         if ckpt is None:
+            if self.main:
+                tqdm.write(f"{self.name}: resume=true but {self.run_dir} has no checkpoint yet: starting from update 0")
             return -1
         self.counters.update({k: int(v) for k, v in ckpt.counters.items() if k in self.counters})
+        if self.main:
+            tqdm.write(f"{self.name}: resumed from {ckpt.path} at update {self.counters['update']}, "
+                       f"step {self.counters['step']}")
         return ckpt.step
 
     def _all_reduce_gradients(self) -> None:

@@ -36,15 +36,24 @@ def register_all() -> None:
             gym.register(id=env_id, entry_point=single)
 
 
-def task_ids() -> list[str]:
-    return [f"vlarena/{name}-v0" for name in TASKS]
+def task_ids(adapters: bool = False) -> list[str]:
+    """The native tasks' env ids (with `adapters=True`, also the third-party envs behind adapters)."""
+    names = [*TASKS, *ADAPTER_TASKS] if adapters else list(TASKS)
+    return [f"vlarena/{name}-v0" for name in names]
 
 
-def check_task(task: str) -> str:
-    """The full env id for `task` ('ObjectNav' or 'vlarena/ObjectNav-v0'); a clear error otherwise."""
+def is_native(env_id: str) -> bool:
+    """Whether `env_id` has a native batched env (torch, `split=` and `device=`); adapter envs are vectorized
+    by gymnasium (numpy) and take neither."""
+    return env_id.removeprefix("vlarena/").removesuffix("-v0") in TASKS
+
+
+def check_task(task: str, adapters: bool = False) -> str:
+    """The full env id for `task` ('ObjectNav' or 'vlarena/ObjectNav-v0'); a clear error otherwise.
+    `adapters=True` also accepts the adapter envs (e.g. 'BabyAI-GoToLocal')."""
     env_id = task if task.startswith("vlarena/") else f"vlarena/{task}-v0"
-    if env_id not in task_ids():
-        raise ValueError(f"unknown task {task!r}: accepted are {task_ids()}")
+    if env_id not in task_ids(adapters):
+        raise ValueError(f"unknown task {task!r}: accepted are {task_ids(adapters)}")
     return env_id
 
 

@@ -18,6 +18,9 @@ the bot cannot go on (a box it had to reach was opened, `DisappearedBoxError`, o
 internal assertions), it is re-created from the current state, which re-plans from scratch; the
 number of such restarts is in `expert.restarts`.
 
+Quiet: BabyAI levels print "Sampling rejected: ..." each time they redraw an unsolvable layout during a
+reset; the env made here swallows that output (`QuietReset`), so progress bars and logs stay readable.
+
 Success: MiniGrid gives reward > 0 only when the instruction is completed, so `info["success"]` is
 `terminated and reward > 0`. Actions: MiniGrid's `Discrete(7)` (left, right, forward, pickup, drop,
 toggle, done), passed through.
@@ -28,6 +31,8 @@ BabyAI env is built.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 from typing import Any
 
@@ -71,6 +76,14 @@ class BabyAIBotExpert:
             return self.reset(env)
 
 
+class QuietReset(gym.Wrapper):
+    """Swallows what the wrapped env prints to stdout during `reset` (BabyAI's "Sampling rejected" lines)."""
+
+    def reset(self, **kwargs: Any) -> Any:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return self.env.reset(**kwargs)
+
+
 def make_babyai(env_id: str = "BabyAI-GoToLocal-v0", image: str = "rgb", view: str = "partial",
                 size: tuple[int, int] | None = (56, 56), expert: bool = True, render_mode: str | None = None,
                 extra_keys: tuple[str, ...] = (), **env_kwargs: Any) -> InstructionEnvAdapter:
@@ -95,7 +108,7 @@ def make_babyai(env_id: str = "BabyAI-GoToLocal-v0", image: str = "rgb", view: s
     if env_id not in gym.registry:
         known = sorted(k for k in gym.registry if k.startswith("BabyAI-"))
         raise ValueError(f"unknown BabyAI env id {env_id!r}; registered are {known}")
-    env = gym.make(env_id, render_mode=render_mode, **env_kwargs)
+    env = QuietReset(gym.make(env_id, render_mode=render_mode, **env_kwargs))
     resample = "area"
     if image == "rgb":
         if view == "partial":
