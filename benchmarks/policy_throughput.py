@@ -20,11 +20,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import platform
-import time
 
 import gymnasium as gym
 import numpy as np
 import torch
+from timing import timed
 
 SWEEP = {  # candidate CPU encoders: (patch, width, depth, mlp_ratio) at 64x64
     "vit16-w128-d2": dict(patch_size=16, width=128, depth=2, heads=4, mlp_ratio=2.0),
@@ -32,17 +32,6 @@ SWEEP = {  # candidate CPU encoders: (patch, width, depth, mlp_ratio) at 64x64
     "vit16-w192-d4": dict(patch_size=16, width=192, depth=4, heads=4, mlp_ratio=4.0),
     "vit8-w192-d4": dict(patch_size=8, width=192, depth=4, heads=4, mlp_ratio=4.0),
 }
-
-
-def timed(fn, min_time: float, min_iters: int = 3) -> float:
-    fn()
-    n, start = 0, time.perf_counter()
-    while True:
-        fn()
-        n += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_time and n >= min_iters:
-            return elapsed / n
 
 
 def sync(device: str) -> None:

@@ -21,18 +21,7 @@ import platform
 import time
 
 import torch
-
-
-def timed(fn, min_time: float, min_iters: int = 3) -> tuple[float, int]:
-    """Seconds per call of fn (after one warm-up call), averaged over >= min_time seconds."""
-    fn()
-    n, start = 0, time.perf_counter()
-    while True:
-        fn()
-        n += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_time and n >= min_iters:
-            return elapsed / n, n
+from timing import timed
 
 
 def bench_sim(batch: int, res: int, device: str, compile: bool, num_scenes: int, min_time: float) -> float:
@@ -68,7 +57,7 @@ def bench_sim(batch: int, res: int, device: str, compile: bool, num_scenes: int,
 
     for _ in range(3):  # compile / warm up
         step()
-    seconds, _ = timed(step, min_time)
+    seconds = timed(step, min_time)
     return batch / seconds
 
 
@@ -86,7 +75,7 @@ def bench_env(batch: int, res: int, device: str, compile: bool, expert: bool, mi
 
     for _ in range(3):
         step()
-    seconds, _ = timed(step, min_time)
+    seconds = timed(step, min_time)
     return batch / seconds
 
 
@@ -105,7 +94,7 @@ def bench_minigrid(min_time: float) -> float | None:
         if term or trunc:
             env.reset()
 
-    seconds, _ = timed(step, min_time, min_iters=50)
+    seconds = timed(step, min_time, min_iters=50)
     return 1.0 / seconds
 
 
@@ -130,7 +119,7 @@ def bench_miniworld(res: int, min_time: float) -> float | None:
         if term or trunc:
             env.reset()
 
-    seconds, _ = timed(step, min_time, min_iters=20)
+    seconds = timed(step, min_time, min_iters=20)
     env.close()
     return 1.0 / seconds
 

@@ -356,9 +356,15 @@ def episode_metrics(pred: Sequence[str], ref: Sequence[str], dist: GraphDistance
     one = oracle_navigation_error(pred, goal, dist)
     tl = trajectory_length(pred, dist)
     sp = float(dist(ref[0], goal))
-    success = float(ne < success_distance)
     path = collapse_repeats(pred) if collapse else list(pred)
-    nd = ndtw(path, ref, dist, threshold, collapse=False)
+    return _episode_row(ne, one, tl, sp, float(ne < success_distance), path, list(ref), dist, success_distance,
+                        threshold, len(pred) - 1)
+
+
+def _episode_row(ne: float, one: float, tl: float, sp: float, success: float, path: list, ref: list, local: Distance,
+                 success_distance: float, threshold: float, steps: int) -> dict[str, float]:
+    """The EPISODE_KEYS dict shared by the graph and continuous metrics; `path` is already collapsed."""
+    nd = ndtw(path, ref, local, threshold, collapse=False)
     return {
         "nav_error": ne,
         "oracle_nav_error": one,
@@ -369,8 +375,8 @@ def episode_metrics(pred: Sequence[str], ref: Sequence[str], dist: GraphDistance
         "spl": spl(success, sp, tl),
         "ndtw": nd,
         "sdtw": success * nd,
-        "cls": cls(path, ref, dist, threshold, collapse=False),
-        "steps": float(len(pred) - 1),
+        "cls": cls(path, ref, local, threshold, collapse=False),
+        "steps": float(steps),
     }
 
 
@@ -430,22 +436,8 @@ def continuous_episode_metrics(positions: Any, goal: Any, reference_positions: A
     tl = float(np.linalg.norm(np.diff(pos, axis=0), axis=1).sum())
     sp = float(geodesic_fn(pos[0], g)) if shortest_path_length is None else float(shortest_path_length)
     success = float(bool(stopped) and ne < success_distance)
-    path = collapse_repeats(pts)
-    refs = list(ref)
-    nd = ndtw(path, refs, local, threshold, collapse=False)
-    return {
-        "nav_error": ne,
-        "oracle_nav_error": one,
-        "success": success,
-        "oracle_success": float(one < success_distance),
-        "trajectory_length": tl,
-        "shortest_path_length": sp,
-        "spl": spl(success, sp, tl),
-        "ndtw": nd,
-        "sdtw": success * nd,
-        "cls": cls(path, refs, local, threshold, collapse=False),
-        "steps": float(len(pts) - 1),
-    }
+    return _episode_row(ne, one, tl, sp, success, collapse_repeats(pts), list(ref), local, success_distance,
+                        threshold, len(pts) - 1)
 
 
 # ------------------------------------------------------------------------------------ aggregate

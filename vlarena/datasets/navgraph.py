@@ -37,17 +37,17 @@ class NavGraph:
     def edge_length(self, a: int, b: int) -> float:
         return float(np.linalg.norm(self.positions[a] - self.positions[b]))
 
-    def distances(self) -> np.ndarray:
-        """All-pairs shortest path metres [N, N] (Dijkstra over edges weighted by 3-D distance)."""
+    def adjacency(self):
+        """Sparse [N, N] matrix of edge lengths (3-D metres), both directions."""
         from scipy.sparse import csr_matrix
-        from scipy.sparse.csgraph import dijkstra
 
         n = len(self.ids)
-        if not self.edges:
-            d = np.full((n, n), np.inf)
-            np.fill_diagonal(d, 0.0)
-            return d
-        a, b = np.array(self.edges).T
+        a, b = np.array(self.edges, dtype=np.int64).reshape(-1, 2).T
         w = np.linalg.norm(self.positions[a] - self.positions[b], axis=1)
-        m = csr_matrix((np.concatenate([w, w]), (np.concatenate([a, b]), np.concatenate([b, a]))), shape=(n, n))
-        return dijkstra(m, directed=True)
+        return csr_matrix((np.concatenate([w, w]), (np.concatenate([a, b]), np.concatenate([b, a]))), shape=(n, n))
+
+    def distances(self) -> np.ndarray:
+        """All-pairs shortest path metres [N, N] (Dijkstra over edges weighted by 3-D distance)."""
+        from scipy.sparse.csgraph import dijkstra
+
+        return dijkstra(self.adjacency(), directed=True)

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from vlarena.datasets.jsonio import Records, is_int, read_json, short, write_json
@@ -80,15 +79,7 @@ class SampledPath:
 
 def shortest_paths(graph: NavGraph) -> tuple[np.ndarray, np.ndarray]:
     """(distances [N, N] metres, predecessors [N, N]) of Dijkstra over the edges (3-D lengths)."""
-    n = len(graph)
-    if not graph.edges:
-        d = np.full((n, n), np.inf)
-        np.fill_diagonal(d, 0.0)
-        return d, np.full((n, n), -9999)
-    a, b = np.array(graph.edges).T
-    w = np.linalg.norm(graph.positions[a] - graph.positions[b], axis=1)
-    m = csr_matrix((np.concatenate([w, w]), (np.concatenate([a, b]), np.concatenate([b, a]))), shape=(n, n))
-    return dijkstra(m, directed=True, return_predecessors=True)
+    return dijkstra(graph.adjacency(), directed=True, return_predecessors=True)
 
 
 def _walk(pred: np.ndarray, a: int, b: int) -> list[int]:

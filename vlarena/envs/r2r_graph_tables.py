@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import dijkstra
 
 from vlarena.datasets.navgraph import NavGraph
+from vlarena.datasets.r2r import shortest_paths
 from vlarena.envs.r2r_data import R2RSplit
 
 
 def _shortest(graph: NavGraph) -> tuple[np.ndarray, np.ndarray]:
     """Graph distances [N, N] and next hops [N, N] (next_hop[a, g]: first viewpoint after a towards g)."""
     n = len(graph)
-    a, b = np.array(graph.edges, dtype=np.int64).reshape(-1, 2).T
-    w = np.linalg.norm(graph.positions[a] - graph.positions[b], axis=1)
-    m = csr_matrix((np.concatenate([w, w]), (np.concatenate([a, b]), np.concatenate([b, a]))), shape=(n, n))
-    dist, pred = dijkstra(m, directed=True, return_predecessors=True)
+    dist, pred = shortest_paths(graph)
     nxt = pred.T.copy()  # pred[g, a] is a's predecessor on the path from g: the next hop from a towards g
     np.fill_diagonal(nxt, np.arange(n))
     return dist, np.where(nxt < 0, np.arange(n)[:, None], nxt)
