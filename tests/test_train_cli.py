@@ -29,6 +29,34 @@ def test_train_writes_config_checkpoint_logs_and_eval(tmp_path, monkeypatch, age
     assert summary["num_episodes"] == 4 and 0.0 <= summary["success_rate"] <= 1.0 and summary["agent"] == agent
 
 
+def test_pretrain_stage_then_ppo_with_kl_to_the_pretrained_policy(tmp_path, monkeypatch):
+    """BC in run_dir/pretrain, then PPO from its weights with the KL penalty towards its last checkpoint."""
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    args = ["train", "agent=ppo", "+agent@pretrain=bc", "pretrain.total_steps=64", "pretrain.num_steps=16",
+            "pretrain.progress=false", "agent.total_steps=128", "agent.kl_coef=0.1", "agent.reference=pretrain",
+            f"run_dir={run}", "eval.enabled=false", *TINY]
+    assert main(args) == 0
+    pre = [json.loads(line) for line in (run / "pretrain" / "metrics.jsonl").read_text().splitlines()]
+    assert pre[-1]["step"] == 64 and "train/accuracy" in pre[-1]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 128
+    # PPO's first rollout is the BC policy itself: its KL to the reference is 0 before the first update
+    assert rows[0]["train/kl_ref"] == pytest.approx(0.0, abs=1e-5)
+    assert all(r["train/kl_penalty"] == pytest.approx(0.1 * r["train/kl_ref"]) for r in rows)
+    # resuming a finished run trains neither stage again
+    assert main([*args, "agent.resume=true"]) == 0
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == len(rows)
+
+
+def test_reference_pretrain_needs_a_pretrain_stage(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "agent=ppo", "agent.kl_coef=0.1", "agent.reference=pretrain", *TINY])
+    assert exit_info.value.code == 2
+    assert "agent.reference='pretrain' names the pretrain stage's policy, but pretrain is null" in capsys.readouterr().err
+
+
 def test_train_rejects_a_fixed_agent_and_unknown_keys(tmp_path, monkeypatch):
     from vlarena.hydra_main import EvalConfig  # noqa: F401  (the module the train entry point lives next to)
     from vlarena.run_train import TrainConfig

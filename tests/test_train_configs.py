@@ -20,6 +20,9 @@ EXPECTED = {
     "objectnav_ppo": ("ObjectNav", "ppo", "PPOConfig", (64, 64), "val"),
     "r2r_bc": ("R2R", "bc", "BCConfig", (32, 4 * 32), "val_unseen"),  # 4 views of 32x32 side by side
     "r2r_ce_dagger": ("R2R-CE", "dagger", "DAggerConfig", (64, 64), "val_unseen"),
+    "quickstart": ("R2R", "bc", "BCConfig", (32, 4 * 32), "val_unseen"),
+    "r2r_bc_ppo": ("R2R", "ppo", "PPOConfig", (32, 4 * 32), "val_unseen"),  # after a BC pretrain stage
+    "r2r_ce_bc_ppo": ("R2R-CE", "ppo", "PPOConfig", (64, 64), "val_unseen"),  # after a BC pretrain stage
     "babyai_bc": ("BabyAI-GoToLocal", "bc", "BCConfig", (56, 56), "val"),
 }
 
@@ -51,7 +54,13 @@ def test_experiment_composes_to_the_documented_env_agent_and_policy(name):
     h, w = cfg.policy.vision.grid
     assert h * cfg.policy.vision.patch_size == frame[0] and w * cfg.policy.vision.patch_size == frame[1]
     assert cfg.eval.split == eval_split and cfg.eval.enabled
-    assert cfg.agent.total_steps >= 100_000 and cfg.num_envs >= 16  # real runs, not smoke tests
+    assert cfg.agent.total_steps >= (50_000 if name == "quickstart" else 100_000)  # real runs, not smoke tests
+    assert cfg.num_envs >= 16
+    if name.endswith("_bc_ppo"):  # BC, then PPO with the KL penalty towards the BC policy
+        assert type(cfg.pretrain).__name__ == "BCConfig" and cfg.pretrain.total_steps >= 100_000
+        assert cfg.agent.kl_coef > 0 and cfg.agent.reference == "pretrain"
+    else:
+        assert cfg.pretrain is None
     if env.startswith("BabyAI"):
         assert cfg.env_split_seeds == {"train": 0, "val": 1_000_000, "test": 2_000_000}
         assert cfg.eval.num_episodes == 500 and cfg.policy.vision.patch_size == 8  # one ViT token per grid cell

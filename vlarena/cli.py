@@ -2,8 +2,10 @@
 
     vlarena demo [--task ObjectNav] [--out DIR] [--episode N] [--resolution PX] [--device cpu|cuda]
     vlarena data generate [--seed N] [--data-dir DIR] [--no-vlnce] [--overwrite]
+    vlarena data demos --out DIR [--env R2R] [--split train] [--keys rgb,...] [--set width=32 ...]
     vlarena eval env=r2r|r2r_ce agent=oracle|random|forward split=val_unseen [key=value ...]   (hydra)
     vlarena train experiment=<name> | env=... policy=... agent=bc|dagger|ppo [key=value ...]   (hydra)
+    vlarena quickstart [key=value ...]   (hydra: train experiment=quickstart, evaluate, floors, GIF)
 """
 
 from __future__ import annotations
@@ -32,8 +34,11 @@ def _demo(argv: list[str]) -> int:
 
 
 def _data(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="vlarena data", description="Generate and cache the R2R-style splits.")
-    parser.add_argument("action", choices=["generate"])
+    if argv[:1] == ["demos"]:
+        return _demos(argv[1:])
+    parser = argparse.ArgumentParser(prog="vlarena data", description="Generate and cache the R2R-style splits "
+                                     "(generate), or record the expert's episodes for behaviour cloning (demos).")
+    parser.add_argument("action", choices=["generate", "demos"])
     parser.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
     parser.add_argument("--data-dir", default=None, help="cache root (default $VLARENA_DATA_DIR or ~/.cache/vlarena)")
     parser.add_argument("--no-vlnce", action="store_true", help="skip the VLN-CE episode and ground-truth files")
@@ -51,18 +56,62 @@ def _data(argv: list[str]) -> int:
     return 0
 
 
-def _hydra(name: str):
+def _env_setting(text: str) -> tuple[str, object]:
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--set takes key=value (an env keyword argument), got {text!r}")
+    return key, yaml.safe_load(value)
+
+
+def _demos(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="vlarena data demos", description="Record the env's expert on every "
+                                     "episode of a split into a demo folder (vlarena/agents/demos.py) that "
+                                     "`vlarena train ... demos=DIR` replays for behaviour cloning.")
+    parser.add_argument("--out", required=True, help="the demo folder to write (replaced atomically)")
+    parser.add_argument("--env", default="R2R", help="a native vlarena task: R2R (default), R2R-CE, ObjectNav")
+    parser.add_argument("--split", default="train", help="the split whose episodes are recorded (default train)")
+    parser.add_argument("--keys", default=None, help="comma-separated observation keys to record (default: all)")
+    parser.add_argument("--max-episodes", type=int, default=None, help="record only the first N episodes")
+    parser.add_argument("--num-envs", type=int, default=64, help="envs run in parallel (default 64)")
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--set", type=_env_setting, action="append", default=[], metavar="KEY=VALUE",
+                        help="an env keyword argument, as in the env config (e.g. --set width=32); repeatable")
+    args = parser.parse_args(argv)
+    import gymnasium as gym
+
+    import vlarena.envs
+    from vlarena.agents.demos import collect_demos
+
+    env_id = vlarena.envs.check_task(args.env)
+    kwargs = dict(args.set)
+    env = gym.make_vec(env_id, num_envs=args.num_envs, split=args.split, device=args.device, **kwargs)
+    keys = args.keys.split(",") if args.keys else None
+    meta = {"env": env_id, "env_kwargs": kwargs, "split": args.split}
+    out = collect_demos(env, args.out, meta, keys=keys, max_episodes=args.max_episodes)
+    env.close()
+    from vlarena.agents.demos import read_demos
+
+    meta, _ = read_demos(out)
+    print(f"{len(meta['episode_ids'])} expert episodes, {meta['num_steps']} steps of {env_id} {args.split} "
+          f"(success {sum(meta['success']) / max(1, len(meta['success'])):.3f}) in {out}")
+    return 0
+
+
+def _hydra(name: str, *defaults: str):
     def run(argv: list[str]) -> int:
         from vlarena import hydra_main
 
-        sys.argv = [f"vlarena {name}", *argv]
+        sys.argv = [f"vlarena {name}", *defaults, *argv]
         getattr(hydra_main, f"{name}_main")()
         return 0
 
     return run
 
 
-COMMANDS = {"demo": _demo, "data": _data, "eval": _hydra("eval"), "train": _hydra("train")}
+COMMANDS = {"demo": _demo, "data": _data, "eval": _hydra("eval"), "train": _hydra("train"),
+            "quickstart": _hydra("quickstart", "experiment=quickstart")}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -122,6 +122,24 @@ def train_main(cfg: DictConfig) -> None:
         _fail("train", e)
 
 
+@hydra.main(config_path="configs", config_name="train", version_base="1.3")
+def quickstart_main(cfg: DictConfig) -> None:
+    """`vlarena train experiment=quickstart` plus the floors, a table and a GIF (vlarena/quickstart.py); errors as
+    for train."""
+    from vlarena.agents.checkpoint import CheckpointError
+    from vlarena.quickstart import run_quickstart
+    from vlarena.run_train import TrainConfig
+
+    try:
+        TrainConfig.from_hydra(cfg)
+    except ValueError as e:
+        _fail("quickstart", e)
+    try:
+        run_quickstart(cfg, HydraConfig.get().runtime.output_dir)
+    except (CheckpointError, FloatingPointError, ValueError) as e:
+        _fail("quickstart", e)
+
+
 def _fail(command: str, error: BaseException) -> None:
     print(f"vlarena {command}: error: {error}", file=sys.stderr)
     raise SystemExit(2) from None

@@ -6,6 +6,15 @@ logs, checkpoints and the evaluation, in one run directory shared by all ranks:
 
     torchrun --standalone --nproc_per_node=2 -m vlarena.cli train experiment=r2r_bc
 
+Stages: with `pretrain` set (an imitation agent's config, e.g. `- /agent@pretrain: bc` in an experiment's
+defaults), that agent first trains the policy in `run_dir/pretrain` (its own checkpoints and logs); the main agent
+then starts from its weights, and `agent.reference: pretrain` makes PPO's KL penalty pull towards that frozen
+policy (BC then PPO, experiment r2r_bc_ppo). `resume=true` resumes whichever stage was running.
+
+Demos: `demos=<folder>` (written by `vlarena data demos`) makes behaviour cloning (agent=bc, or a bc pretrain
+stage) replay the recorded expert episodes (vlarena/agents/demos.py) instead of running the env; a later PPO
+stage and the evaluation use the live env. The recorded observation spaces must be those of the env configured.
+
 Envs: a native vlarena task is built batched, `gym.make_vec(env_id, num_envs, split=..., device=...)`, and its
 splits are episode sets. An adapter env (BabyAI) has no native vector env and no episode files: gymnasium
 vectorizes `num_envs` copies (SyncVectorEnv, numpy), and a split is a range of seeds, `env.split_seeds[split]`
@@ -30,7 +39,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from vlarena.datasets.jsonio import write_json
 
-TRAIN_KEYS = ("name", "num_envs", "device", "train_split", "init_from", "run_dir", "eval")
+TRAIN_KEYS = ("name", "num_envs", "device", "train_split", "init_from", "run_dir", "eval", "pretrain", "demos")
+PRETRAIN_REFERENCE = "pretrain"  # agent.reference naming the policy the pretrain stage ended with
 ENV_KEYS = ("name", "kwargs", "split_seeds")
 MAX_RANKS = 64  # data-parallel ranks the seed-range check of adapter envs allows for
 
@@ -65,11 +75,13 @@ class TrainConfig:
     init_from: str | None = None
     run_dir: str | None = None
     eval: EvalSettings = field(default_factory=EvalSettings)
+    pretrain_name: str | None = None
+    pretrain: Any = None  # BCConfig | DAggerConfig: the stage before `agent`
+    demos: str | None = None  # a demo folder behaviour cloning replays (module doc)
     env_split_seeds: dict[str, int] | None = None  # adapter envs: the first seed of each split
 
     @classmethod
     def from_hydra(cls, cfg: DictConfig) -> TrainConfig:
-        from vlarena.agents import ALGORITHMS, get_algorithm
         from vlarena.policies import PolicyConfig
 
         raw = OmegaConf.to_container(cfg, resolve=True)
@@ -82,19 +94,21 @@ class TrainConfig:
         unknown = set(env) - set(ENV_KEYS)
         if unknown:
             raise ValueError(f"unknown env option(s) {sorted(unknown)}; accepted: {list(ENV_KEYS)}")
-        name = agent.pop("name")
-        if name not in ALGORITHMS:
-            raise ValueError(f"agent={name} cannot be trained; accepted: {sorted(ALGORITHMS)}")
-        agent_class = get_algorithm(name)[0]
-        unknown = set(agent) - {f.name for f in dataclasses.fields(agent_class)}
-        if unknown:
-            raise ValueError(f"unknown agent option(s) {sorted(unknown)} for agent={name}; accepted: "
-                             f"{sorted(f.name for f in dataclasses.fields(agent_class))}")
+        name, agent_config = _agent_config("agent", agent)
+        pretrain = raw.pop("pretrain", None)
+        pretrain_name, pretrain_config = _agent_config("pretrain", dict(pretrain)) if pretrain else (None, None)
+        if getattr(agent_config, "reference", None) == PRETRAIN_REFERENCE and pretrain is None:
+            raise ValueError(f"agent.reference={PRETRAIN_REFERENCE!r} names the pretrain stage's policy, but pretrain "
+                             f"is null: add a pretrain agent (e.g. '- /agent@pretrain: bc' in the experiment's defaults)")
+        if raw.get("demos") and "bc" not in (name, pretrain_name):
+            raise ValueError(f"demos= is read by behaviour cloning (agent=bc or a bc pretrain stage); agent={name} "
+                             f"needs the live env: remove demos")
         policy_config = PolicyConfig.preset(policy.pop("preset", "cpu"), **policy)
         if not isinstance(raw["num_envs"], int) or raw["num_envs"] <= 0:
             raise ValueError(f"num_envs must be a positive int, got {raw['num_envs']!r}")
         config = cls(env_name=env["name"], env_kwargs=env.get("kwargs") or {}, policy=policy_config, agent_name=name,
-                     agent=agent_class(**agent), eval=EvalSettings(**raw.pop("eval")),
+                     agent=agent_config, eval=EvalSettings(**raw.pop("eval")), pretrain_name=pretrain_name,
+                     pretrain=pretrain_config,
                      env_split_seeds=env.get("split_seeds"), **raw)
         config.check_env()
         return config
@@ -131,6 +145,21 @@ class TrainConfig:
                 raise ValueError(f"the seeds of train_split={self.train_split!r} [{train0}, {train1}) and of "
                                  f"eval.split={self.eval.split!r} [{eval0}, {eval1}) overlap: held-out evaluation "
                                  f"needs disjoint seeds (move env.split_seeds apart)")
+
+
+def _agent_config(group: str, values: dict[str, Any]) -> tuple[str, Any]:
+    """(algorithm name, its typed config) of a hydra agent section; errors name the section and accepted keys."""
+    from vlarena.agents import ALGORITHMS, get_algorithm
+
+    name = values.pop("name", None)
+    if name not in ALGORITHMS:
+        raise ValueError(f"{group}={name} cannot be trained; accepted: {sorted(ALGORITHMS)}")
+    agent_class = get_algorithm(name)[0]
+    accepted = {f.name for f in dataclasses.fields(agent_class)}
+    unknown = set(values) - accepted
+    if unknown:
+        raise ValueError(f"unknown {group} option(s) {sorted(unknown)} for {group}={name}; accepted: {sorted(accepted)}")
+    return name, agent_class(**values)
 
 
 def _distributed() -> tuple[int, int]:
@@ -194,13 +223,29 @@ def run_train(cfg: TrainConfig, run_dir: str | Path) -> dict[str, Any]:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
     agent = dataclasses.replace(cfg.agent, seed=cfg.agent.seed + rank)
     env = make_env(cfg, cfg.train_split, cfg.num_envs, device, rank)
+    demo_env = demo_replay_env(cfg, env, device, agent.seed) if cfg.demos else None
     if cfg.init_from:
         policy = VLAPolicy.from_pretrained(cfg.init_from)
     else:
         torch.manual_seed(cfg.agent.seed)  # every rank starts from the same weights
         policy = VLAPolicy(cfg.policy, env.single_observation_space, env.single_action_space)
     policy = policy.to(device)
-    result: dict[str, Any] = {"train": get_algorithm(cfg.agent_name)[1](policy, env, agent, run_dir)}
+    result: dict[str, Any] = {}
+    if cfg.pretrain is not None:
+        pre_dir = Path(run_dir) / "pretrain"
+        pre = dataclasses.replace(cfg.pretrain, seed=cfg.pretrain.seed + rank, resume=agent.resume)
+        pre_env = demo_env if demo_env is not None and cfg.pretrain_name == "bc" else env
+        result["pretrain"] = get_algorithm(cfg.pretrain_name)[1](policy, pre_env, pre, pre_dir)
+        if world > 1:  # rank 0 wrote the last pretrain checkpoint that every rank may read below
+            import torch.distributed as dist
+
+            dist.barrier()
+        if getattr(agent, "reference", None) == PRETRAIN_REFERENCE:
+            from vlarena.agents.checkpoint import latest_checkpoint
+
+            agent = dataclasses.replace(agent, reference=str(latest_checkpoint(pre_dir)))
+    main_env = demo_env if demo_env is not None and cfg.agent_name == "bc" else env
+    result["train"] = get_algorithm(cfg.agent_name)[1](policy, main_env, agent, run_dir)
     env.close()
     if world > 1:  # the ranks must end with the same weights; say so in the run directory
         result["max_weight_diff"] = weight_divergence(policy)
@@ -225,6 +270,22 @@ def run_train(cfg: TrainConfig, run_dir: str | Path) -> dict[str, Any]:
                                             out, meta, device=device, progress=agent.progress)
         eval_env.close()
     return result
+
+
+def demo_replay_env(cfg: TrainConfig, env: Any, device: str, seed: int) -> Any:
+    """The demo folder `cfg.demos` as a vector env, after checking it records what `env` observes."""
+    from vlarena.agents.demos import DemoReplayEnv
+
+    demos = DemoReplayEnv(cfg.demos, cfg.num_envs, device, seed=seed)
+    live = env.single_observation_space
+    for key, space in demos.single_observation_space.spaces.items():
+        if key not in live.spaces or live[key] != space:
+            raise ValueError(f"demos {cfg.demos} recorded observation {key!r} as {space}, but the configured env "
+                             f"gives {live.spaces.get(key)}: record the demos with the same env settings")
+    if demos.single_action_space != env.single_action_space:
+        raise ValueError(f"demos {cfg.demos} recorded actions in {demos.single_action_space}, the env acts in "
+                         f"{env.single_action_space}")
+    return demos
 
 
 def train_main_body(cfg: DictConfig, output_dir: str) -> dict[str, Any]:

@@ -12,6 +12,8 @@ or another action space, is an error at construction.
 
 What the policy does with them (after the memory, so `evaluate_actions` stays one pass over time):
 1. encode: e_c = MLP(candidates[c]) (B, C, D), D the memory output size (`candidates.hidden` units);
+   with `candidates.attend_vision`, each e_c then queries the visual tokens (e_c += attention), and with
+   `candidates.attend_instruction` the state h first queries the instruction tokens (h += attention);
 2. attend: the state h (B, D) queries the valid encodings (scaled dot product, padding masked out, no
    valid candidate -> zero context); z = h + W_o context is what the value head (and the STOP logit) see;
 3. logits: `candidates.head = "score"` (default): STOP = w . z + b and candidate c = <W_q z, e_c> / sqrt(D)
@@ -92,23 +94,55 @@ def candidate_inputs(obs: Mapping[str, Any], spec: CandidateSpec,
     return cand.to(device, non_blocking=True), mask.to(device, non_blocking=True) != 0
 
 
-class CandidateEncoder(nn.Module):
-    """Per-candidate MLP + attention of the state over the valid candidates."""
+class Attention(nn.Module):
+    """Single-head scaled dot-product attention of queries (N, Q, dq) over keys/values (N, K, dk); rows whose
+    mask is all False get a zero context."""
 
-    def __init__(self, spec: CandidateSpec, dim: int, config: CandidateConfig):
+    def __init__(self, query_dim: int, key_dim: int, dim: int, out_dim: int):
+        super().__init__()
+        self.dim = dim
+        self.q = nn.Linear(query_dim, dim)
+        self.kv = nn.Linear(key_dim, 2 * dim)
+        self.out = nn.Linear(dim, out_dim)
+
+    def forward(self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        k, v = self.kv(keys.to(query.dtype)).chunk(2, dim=-1)
+        scores = (self.q(query) @ k.transpose(1, 2)).float() / math.sqrt(self.dim)  # (N, Q, K)
+        if mask is None:
+            weights = torch.softmax(scores, dim=-1)
+        else:
+            mask = mask[:, None, :]
+            weights = torch.softmax(scores.masked_fill(~mask, MASKED_LOGIT), dim=-1) * mask
+        return self.out(weights.to(v.dtype) @ v)
+
+
+class CandidateEncoder(nn.Module):
+    """Per-candidate MLP (+ attention of each candidate over the visual tokens), attention of the state over the
+    instruction tokens, then attention of the state over the valid candidates."""
+
+    def __init__(self, spec: CandidateSpec, dim: int, config: CandidateConfig, vision_dim: int = 0,
+                 language_dim: int = 0):
         super().__init__()
         self.spec, self.dim = spec, dim
         self.mlp = nn.Sequential(nn.Linear(spec.features, config.hidden), nn.ReLU(), nn.Linear(config.hidden, dim))
+        self.instruction = Attention(dim, language_dim, dim, dim) if config.attend_instruction else None
+        self.vision = Attention(dim, vision_dim, dim, dim) if config.attend_vision else None
         self.query = nn.Linear(dim, dim)
         self.out = nn.Linear(dim, dim)
 
-    def forward(self, state: torch.Tensor, candidates: torch.Tensor,
-                valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """state (N, D), candidates (N, C, F), valid bool (N, C) -> (z (N, D), encodings (N, C, D))."""
+    def forward(self, state: torch.Tensor, candidates: torch.Tensor, valid: torch.Tensor,
+                vision: torch.Tensor | None = None, instruction: torch.Tensor | None = None,
+                instruction_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """state (N, D), candidates (N, C, F), valid bool (N, C), visual tokens (N, V, W), instruction tokens
+        (N, L, H) with their mask (N, L) -> (z (N, D), encodings (N, C, D))."""
         if candidates.shape[0] != state.shape[0]:
             raise ValueError(f"observation 'candidates' holds {candidates.shape[0]} rows but the observation "
                              f"{state.shape[0]} frames")
+        if self.instruction is not None:
+            state = state + self.instruction(state[:, None], instruction, instruction_mask)[:, 0]
         enc = self.mlp(candidates.to(state.dtype))
+        if self.vision is not None:
+            enc = enc + self.vision(enc, vision)
         scores = (enc @ self.query(state).unsqueeze(-1)).squeeze(-1) / math.sqrt(self.dim)
         weights = torch.softmax(scores.float().masked_fill(~valid, MASKED_LOGIT), dim=-1) * valid  # none valid: 0
         context = (weights.to(enc.dtype).unsqueeze(-1) * enc).sum(dim=1)

@@ -165,10 +165,15 @@ class CandidateConfig:
     head: "score" (default) -- the logit of candidate c is the scaled dot product of a query from the
     state with the candidate's encoding, plus a STOP logit from the state; "linear" -- one linear layer
     over the state (with the candidate context) to the 1 + C logits. Either way padded candidates are masked.
+    attend_instruction: the state queries the instruction tokens after the memory (the follower's attention
+    of seq2seq VLN agents: where in the instruction the agent is); attend_vision: each candidate queries the
+    visual tokens (a panorama's views), so a direction is scored with what lies that way.
     """
 
     head: str = "score"
     hidden: int = 64  # hidden units of the per-candidate MLP
+    attend_instruction: bool = True
+    attend_vision: bool = True
 
     def __post_init__(self) -> None:
         _choice("candidates", "head", self.head, CANDIDATE_HEADS)

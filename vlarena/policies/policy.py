@@ -96,7 +96,7 @@ class VLAPolicy(nn.Module):
         self.memory = build_memory(config.memory, self.fusion.out_dim)
         dim = self.memory.out_dim
         self.candidates = None if self.candidate_spec is None else CandidateEncoder(
-            self.candidate_spec, dim, config.candidates)
+            self.candidate_spec, dim, config.candidates, self.vision.out_dim, self.language.out_dim)
         if self.candidate_spec is not None and config.candidates.head == "score":
             self.action_head = CandidateScoringHead(dim, self.candidate_spec.num)
         else:
@@ -153,23 +153,29 @@ class VLAPolicy(nn.Module):
 
     def encode_observation(self, obs: Obs) -> torch.Tensor:
         """Fused features (B, fusion.out_dim): vision + language + fusion, before memory and heads."""
+        return self._encode(obs)[0]
+
+    def _encode(self, obs: Obs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(fused features, the encoders' tokens the candidate encoder may attend to)."""
         check_obs(obs, self.config.vision.use_depth)
         vis = self.encode_vision(obs)
         tokens, mask, pooled = self.encode_instruction(obs)
         if tokens.shape[0] != vis.shape[0]:
             raise ValueError(f"the observation holds {vis.shape[0]} frames but {tokens.shape[0]} instructions")
-        return self.fusion(vis, tokens.to(vis.dtype), mask, pooled.to(vis.dtype))
+        tokens = tokens.to(vis.dtype)
+        context = {"vision": vis, "instruction": tokens, "instruction_mask": mask}
+        return self.fusion(vis, tokens, mask, pooled.to(vis.dtype)), context
 
     # ---- the policy contract ---------------------------------------------------------------------
     def _candidates(self, obs: Obs) -> tuple[torch.Tensor, torch.Tensor] | None:
         return None if self.candidate_spec is None else candidate_inputs(obs, self.candidate_spec, self.device)
 
-    def _heads_input(self, out: torch.Tensor, cands: tuple[torch.Tensor, torch.Tensor] | None
-                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def _heads_input(self, out: torch.Tensor, cands: tuple[torch.Tensor, torch.Tensor] | None,
+                     context: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(action-head features, value features, action mask or None) of the memory output (N, D)."""
         if cands is None:
             return out, out, None
-        z, enc = self.candidates(out, *cands)
+        z, enc = self.candidates(out, *cands, **context)
         valid = cands[1]
         action_mask = torch.cat([valid.new_ones(valid.shape[0], 1), valid], dim=1)  # STOP is always allowed
         features = torch.cat([z.unsqueeze(1), enc], dim=1) if isinstance(self.action_head, CandidateScoringHead) else z
@@ -178,8 +184,9 @@ class VLAPolicy(nn.Module):
     def _step(self, obs: Obs, state: torch.Tensor, masks: torch.Tensor | None
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
         cands = self._candidates(obs)  # checked before the encoders run
-        out, state = self.memory.step(self.encode_observation(obs), self._to_device(state), self._to_device(masks))
-        return (*self._heads_input(out, cands), state)
+        features, context = self._encode(obs)
+        out, state = self.memory.step(features, self._to_device(state), self._to_device(masks))
+        return (*self._heads_input(out, cands, context), state)
 
     def act(self, obs: Obs, state: torch.Tensor, deterministic: bool = False,
             masks: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -206,9 +213,9 @@ class VLAPolicy(nn.Module):
         t, b = masks.shape
         obs = flatten_time(obs, t, b)
         cands = self._candidates(obs)
-        features = self.encode_observation(obs)
+        features, context = self._encode(obs)
         out, _ = self.memory.sequence(features.view(t, b, -1), self._to_device(state), self._to_device(masks))
-        features, value_features, action_mask = self._heads_input(out.reshape(t * b, -1), cands)
+        features, value_features, action_mask = self._heads_input(out.reshape(t * b, -1), cands, context)
         log_prob, entropy = self.action_head.evaluate(features, self._to_device(actions), action_mask)
         return log_prob, entropy, self.value_head(value_features)
 
