@@ -32,6 +32,8 @@ class EvalConfig:
     predictions: str | None = None
     r2r_file: str | None = None
     connectivity_dir: str | None = None
+    checkpoint: str | None = None  # a saved policy (checkpoints/step_<N>) or a run directory (its latest)
+    deterministic: bool = True
 
     @classmethod
     def from_hydra(cls, cfg: DictConfig) -> EvalConfig:
@@ -60,8 +62,33 @@ def run_eval(cfg: EvalConfig, out_dir: str | Path) -> dict[str, Any]:
 
     env_id = vlarena.envs.check_task(cfg.env_name)
     env = gym.make_vec(env_id, num_envs=cfg.num_envs, split=cfg.split, device=cfg.device, **cfg.env_kwargs)
-    agent = make_fixed_agent(cfg.agent)
-    return evaluate(env, agent.act, out_dir, {**meta, "agent": cfg.agent.name}, progress=cfg.progress)
+    if cfg.checkpoint:
+        act, meta["agent"], meta["checkpoint"] = _policy_act(cfg, env), "policy", str(cfg.checkpoint)
+    else:
+        act, meta["agent"] = make_fixed_agent(cfg.agent).act, cfg.agent.name
+    return evaluate(env, act, out_dir, meta, progress=cfg.progress)
+
+
+def _policy_act(cfg: EvalConfig, env: Any) -> Any:
+    from vlarena.agents.checkpoint import latest_checkpoint
+    from vlarena.agents.policy_agent import PolicyAgent
+    from vlarena.policies import VLAPolicy
+
+    path = Path(cfg.checkpoint)
+    if not (path / "config.json").exists():
+        latest = latest_checkpoint(path)
+        if latest is None:
+            raise ValueError(f"checkpoint={path} is neither a saved policy (config.json + model.safetensors) nor a run "
+                             f"directory with checkpoints/")
+        path = latest
+    policy = VLAPolicy.from_pretrained(path, device=cfg.device)
+    for key, space in policy.observation_space.spaces.items():
+        live = env.single_observation_space.spaces.get(key)
+        if getattr(space, "shape", None) != getattr(live, "shape", None):
+            raise ValueError(f"the policy in {path} was trained on observation {key!r} of shape {space.shape}, the env "
+                             f"gives {getattr(live, 'shape', None)}: set the env kwargs it was trained with (e.g. "
+                             f"env.kwargs.width=, env.kwargs.height=; see the run's config.yaml)")
+    return PolicyAgent(policy, cfg.deterministic).act
 
 
 def _score_file(cfg: EvalConfig) -> tuple[dict[str, float], list[dict]]:
@@ -99,7 +126,10 @@ def eval_main(cfg: DictConfig) -> None:
     out = Path(config.out_dir or HydraConfig.get().runtime.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(OmegaConf.to_container(cfg, resolve=True), indent=1))
-    summary = run_eval(config, out)
+    try:
+        summary = run_eval(config, out)
+    except ValueError as e:
+        _fail("eval", e)
     print_summary(summary)
     print(f"wrote {out / 'summary.json'}")
 
