@@ -144,15 +144,15 @@ def rollout(env, policy, t_len, seed):
         values.append(v)
         obs, _, term, trunc, _ = env.step(a)
         masks = 1.0 - (term | trunc).float()  # next_step autoreset: the next obs starts a new episode
-    keys = ("rgb", "depth", "candidates", "candidate_mask")
+    keys = ("rgb", "depth", "candidates", "candidate_mask", "last_move")
     seq = {k: torch.stack([o[k] for o in steps]) for k in keys}
     seq["instruction"] = [o["instruction"] for o in steps]
     return seq, torch.stack(actions), torch.stack(all_masks), torch.cat(logps), torch.cat(values)
 
 
-@pytest.mark.parametrize("head", ["score", "linear"])
-def test_evaluate_actions_equals_stepping_act(env, head):
-    policy = make_policy(env, head, vision={"use_depth": True})
+@pytest.mark.parametrize("head, state_keys", [("score", []), ("linear", []), ("score", ["last_move"])])
+def test_evaluate_actions_equals_stepping_act(env, head, state_keys):
+    policy = make_policy(env, head, vision={"use_depth": True}, state_keys=state_keys)
     obs, actions, masks, logps, values = rollout(env, policy, 6, seed=3)
     assert (masks[1:] == 0).any()  # some episodes ended (STOP) inside the rollout
     lp, ent, v = policy.evaluate_actions(obs, actions, policy.initial_state(B), masks)
@@ -163,6 +163,27 @@ def test_evaluate_actions_equals_stepping_act(env, head):
     lp_flat, ent_flat, _ = policy.evaluate_actions(flat, actions.reshape(-1), policy.initial_state(B), masks)
     torch.testing.assert_close(lp_flat, lp, atol=1e-6, rtol=1e-6)
     torch.testing.assert_close(ent_flat, ent, atol=1e-6, rtol=1e-6)
+
+
+def test_last_move_is_the_taken_candidate_and_feeds_the_policy(env):
+    obs, info = env.reset(seed=5)
+    assert (obs["last_move"] == 0).all()  # first step of every episode
+    moves = obs["candidates"][:, 0].clone()  # the rightmost candidate of each row (always valid: >= 1 neighbour)
+    obs, _, terminated, _, _ = env.step(torch.ones(B, dtype=torch.long))
+    torch.testing.assert_close(obs["last_move"], moves)
+    obs, _, terminated, _, _ = env.step(torch.zeros(B, dtype=torch.long))  # STOP: no move
+    assert terminated.all() and (obs["last_move"] == 0).all()
+    policy = make_policy(env, state_keys=["last_move"])
+    assert "last_move" in policy.obs_keys and policy.state_proj.in_features == 3
+    state = policy.initial_state(B)
+    _, lp0, v0, _ = policy.act(obs, state, deterministic=True)
+    _, lp1, v1, _ = policy.act({**obs, "last_move": obs["last_move"] + 1.0}, state, deterministic=True)
+    assert not torch.allclose(v0, v1)  # the state input reaches the heads
+    with pytest.raises(ValueError, match="observation 'last_move' \\(a policy.state_keys entry\\) must be a float "
+                                         "tensor \\(B, D\\)"):
+        policy.act({k: v for k, v in obs.items() if k != "last_move"}, state)
+    with pytest.raises(ValueError, match="policy.state_keys names 'rgb', which must be a 1-D float Box"):
+        make_policy(env, state_keys=["rgb"])
 
 
 def test_save_load_round_trip_is_bit_exact(env, tmp_path):

@@ -28,7 +28,7 @@ def policy_obs_keys(policy: Any, obs: dict[str, Any]) -> tuple[str, ...]:
     if not policy.config.freeze_vision and policy.config.vision.use_depth:
         keys.append("depth")
     keys += ["instruction"] if "instruction" in obs else ["instruction_ids", "instruction_mask"]
-    keys += list(getattr(policy, "candidate_keys", ()))  # candidate actions (R2R graph), when the policy has them
+    keys += list(getattr(policy, "obs_keys", ()))  # candidate actions (R2R graph) and state keys the policy reads
     return tuple(keys)
 
 

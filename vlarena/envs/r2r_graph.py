@@ -9,6 +9,9 @@ Observation (Dict):
   relative to the heading (counter-clockwise positive, so a candidate on the left has sin > 0) and
   its distance in metres; rows are sorted by that angle from the right (-pi) to the left (+pi)
   and padded with zeros. `candidate_mask` (C,) int8: 1 for real candidates.
+- `last_move` (3,) float32: the candidate features of the move that brought the agent here, taken
+  before it (the turn it made and the edge's length); zeros at an episode's first step and after
+  a STOP or an invalid action (the previous-action input of R2R follower agents).
 
 Action: Discrete(1 + C): 0 STOP, c >= 1 moves to candidate c - 1 and turns the agent to face
 the direction it moved (R2R's panoramic action). Choosing a padded (masked) candidate leaves the
@@ -101,6 +104,7 @@ class R2RGraphVectorEnv(EpisodicVectorEnv):
             "instruction": gym.spaces.Text(max_length=INSTRUCTION_MAX_LENGTH, min_length=1, charset=INSTRUCTION_CHARSET),
             "candidates": gym.spaces.Box(-1.0, max(1.0, MAX_EDGE), (c, 3), np.float32),
             "candidate_mask": gym.spaces.Box(0, 1, (c,), np.int8),
+            "last_move": gym.spaces.Box(-1.0, max(1.0, MAX_EDGE), (3,), np.float32),
         })
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.single_action_space = gym.spaces.Discrete(1 + c)
@@ -111,6 +115,7 @@ class R2RGraphVectorEnv(EpisodicVectorEnv):
         self.ep = torch.zeros(b, dtype=torch.long, device=dev)
         self.vp = torch.zeros(b, dtype=torch.long, device=dev)
         self.heading = torch.zeros(b, device=dev)
+        self.last_move = torch.zeros(b, 3, device=dev)
         self.steps = torch.zeros(b, dtype=torch.long, device=dev)
         self.path_length = torch.zeros(b, device=dev)
         self.trajectory = torch.zeros(b, config.max_episode_steps + 1, dtype=torch.long, device=dev)
@@ -135,6 +140,8 @@ class R2RGraphVectorEnv(EpisodicVectorEnv):
         move = (actions > 0) & active
         invalid = move & (target < 0)
         move &= target >= 0
+        chosen = self._cand_feats.gather(1, slot[:, None, None].expand(-1, 1, 3)).squeeze(1)
+        self.last_move = torch.where(move[:, None], chosen, torch.zeros_like(chosen))
         new_vp = torch.where(move, target, self.vp)
         delta = t.positions[s, new_vp, :2] - t.positions[s, self.vp, :2]
         self.path_length += torch.where(move, delta.norm(dim=-1), torch.zeros_like(self.path_length))
@@ -173,6 +180,7 @@ class R2RGraphVectorEnv(EpisodicVectorEnv):
         self.ep = torch.where(rows, ep, self.ep)
         self.vp = torch.where(rows, t.ep_start[self.ep], self.vp)
         self.heading = torch.where(rows, t.ep_heading[self.ep], self.heading)
+        self.last_move = torch.where(rows[:, None], torch.zeros_like(self.last_move), self.last_move)
         self.steps = torch.where(rows, torch.zeros_like(self.steps), self.steps)
         self.path_length = torch.where(rows, torch.zeros_like(self.path_length), self.path_length)
         self.trajectory = torch.where(rows[:, None], self.vp[:, None], self.trajectory)
@@ -211,7 +219,7 @@ class R2RGraphVectorEnv(EpisodicVectorEnv):
         rgb = out["rgb"].view(b, k, cfg.height, cfg.width, 3).permute(0, 2, 1, 3, 4).reshape(b, cfg.height, -1, 3)
         depth = out["depth"].view(b, k, cfg.height, cfg.width, 1).permute(0, 2, 1, 3, 4).reshape(b, cfg.height, -1, 1)
         return {"rgb": rgb, "depth": depth, "instruction": self._instructions, "candidates": self._cand_feats.clone(),
-                "candidate_mask": (self._cand >= 0).to(torch.int8)}
+                "candidate_mask": (self._cand >= 0).to(torch.int8), "last_move": self.last_move.clone()}
 
     def expert_action(self) -> torch.Tensor:
         """0 (STOP) at the goal, else 1 + the candidate on the graph shortest path to it."""

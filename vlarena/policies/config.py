@@ -189,8 +189,14 @@ class PolicyConfig:
     candidates: CandidateConfig = field(default_factory=CandidateConfig)
     freeze_vision: bool = False
     init_log_std: float = 0.0  # diagonal Gaussian head (Box actions)
+    # flat float Box observations (LeRobot's observation.state, habitat's GPS+compass, R2R's last_move), each
+    # (B, D_k): concatenated, projected and added to the fused features before the memory
+    state_keys: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if isinstance(self.state_keys, str) or not all(isinstance(k, str) for k in self.state_keys):
+            raise ValueError(f"policy.state_keys must be a list of observation key names, got {self.state_keys!r}")
+        self.state_keys = list(self.state_keys)
         for name, cls in (("vision", VisionConfig), ("language", LanguageConfig), ("fusion", FusionConfig),
                           ("memory", MemoryConfig), ("candidates", CandidateConfig)):
             value = getattr(self, name)

@@ -56,6 +56,34 @@ def check_observation_space(space: gym.Space, vision: VisionConfig) -> None:
                          f"'instruction_ids' + 'instruction_mask' (Box), got keys {sorted(space.spaces)}")
 
 
+def check_state_space(space: gym.Space, keys: Sequence[str]) -> int:
+    """The summed size of the `state_keys` (each a 1-D float Box of the observation space)."""
+    size = 0
+    for key in keys:
+        sub = getattr(space, "spaces", {}).get(key)
+        if not isinstance(sub, gym.spaces.Box) or len(sub.shape) != 1 or not np.issubdtype(sub.dtype, np.floating):
+            raise ValueError(f"policy.state_keys names {key!r}, which must be a 1-D float Box of the observation "
+                             f"space; got {sub} (keys: {sorted(getattr(space, 'spaces', {}))})")
+        size += sub.shape[0]
+    return size
+
+
+def state_input(obs: Mapping[str, Any], keys: Sequence[str], size: int) -> torch.Tensor:
+    """The state keys of an observation concatenated, float (N, size); errors name a missing or bad key."""
+    parts = []
+    for key in keys:
+        value = obs.get(key)
+        if not isinstance(value, torch.Tensor) or value.dim() != 2:
+            raise ValueError(f"observation {key!r} (a policy.state_keys entry) must be a float tensor (B, D), got "
+                             f"{tuple(getattr(value, 'shape', ())) or type(value).__name__}; keys {sorted(obs)}")
+        parts.append(value.float())
+    out = torch.cat(parts, dim=1)
+    if out.shape[1] != size:
+        raise ValueError(f"the state keys {list(keys)} hold {out.shape[1]} values per row, the policy was built "
+                         f"for {size}")
+    return out
+
+
 def check_obs(obs: Mapping[str, Any], use_depth: bool) -> None:
     if not isinstance(obs, Mapping):
         raise ValueError(f"obs must be a dict of tensors, got {type(obs).__name__}")
@@ -82,11 +110,12 @@ def check_obs(obs: Mapping[str, Any], use_depth: bool) -> None:
                          f"'instruction_mask'; got keys {sorted(obs)}")
 
 
-def flatten_time(obs: Mapping[str, Any], t: int, b: int) -> dict[str, Any]:
+def flatten_time(obs: Mapping[str, Any], t: int, b: int, state_keys: Sequence[str] = ()) -> dict[str, Any]:
     """(T, B, ...) tensors and nested instruction lists -> (T * B, ...) / flat lists; others as they are."""
     out: dict[str, Any] = {}
+    dims = {**TENSOR_DIMS, **{k: 2 for k in state_keys}}
     for key, value in obs.items():
-        if isinstance(value, torch.Tensor) and key in TENSOR_DIMS and value.dim() == TENSOR_DIMS[key] + 1:
+        if isinstance(value, torch.Tensor) and key in dims and value.dim() == dims[key] + 1:
             if tuple(value.shape[:2]) != (t, b):
                 raise ValueError(f"observation {key!r} has shape {tuple(value.shape)}: expected leading dims (T, B) = "
                                  f"{(t, b)} (from masks) or a flat T * B = {t * b}")
@@ -94,7 +123,7 @@ def flatten_time(obs: Mapping[str, Any], t: int, b: int) -> dict[str, Any]:
         elif key == "instruction" and len(value) and not isinstance(value[0], str):
             value = [s for row in value for s in row]
         n = value.shape[0] if isinstance(value, torch.Tensor) else len(value) if key == "instruction" else None
-        if key in (*TENSOR_DIMS, "instruction") and n != t * b:
+        if key in (*dims, "instruction") and n != t * b:
             raise ValueError(f"observation {key!r} holds {n} rows: expected T * B = {t * b} (masks are {(t, b)})")
         out[key] = value
     return out

@@ -26,6 +26,10 @@ heads see them), and action c >= 1 is allowed iff `candidate_mask[c - 1]` is non
 probability exactly 0 in `act`, `evaluate_actions` and `action_log_prob` (log-prob about -1e9).
 A rollout must keep both keys for `evaluate_actions` (`policy.candidate_keys` names them).
 
+State inputs: `policy.state_keys` names flat float Box observations (B, D_k), concatenated, projected by one
+linear layer and added to the fused features before the memory (R2R's `last_move`, a GPS+compass, a robot's
+proprioception); rollouts keep them (`obs_keys`).
+
 Feature caching: with `freeze_vision=True` the ViT runs without gradients; a training loop may
 store `encode_vision(obs)` in its rollouts as `obs["vision_tokens"]` so PPO epochs do not re-encode.
 Instruction embeddings of a frozen language backbone are cached per instruction (language.py).
@@ -71,7 +75,13 @@ from vlarena.policies.fusion import Fusion
 from vlarena.policies.heads import ValueHead, build_action_head
 from vlarena.policies.language import LanguageEncoder, resolve_backbone
 from vlarena.policies.memory import build_memory
-from vlarena.policies.observations import check_obs, check_observation_space, flatten_time
+from vlarena.policies.observations import (
+    check_obs,
+    check_observation_space,
+    check_state_space,
+    flatten_time,
+    state_input,
+)
 from vlarena.policies.vision import VisionEncoder
 
 POLICY_FORMAT = "vlarena.policy"
@@ -93,6 +103,8 @@ class VLAPolicy(nn.Module):
         self.vision = VisionEncoder(config.vision)
         self.language = LanguageEncoder(config.language)
         self.fusion = Fusion(config.fusion, self.vision.out_dim, self.language.out_dim)
+        self.state_size = check_state_space(observation_space, config.state_keys)
+        self.state_proj = nn.Linear(self.state_size, self.fusion.out_dim) if self.state_size else None
         self.memory = build_memory(config.memory, self.fusion.out_dim)
         dim = self.memory.out_dim
         self.candidates = None if self.candidate_spec is None else CandidateEncoder(
@@ -116,6 +128,11 @@ class VLAPolicy(nn.Module):
         if self.config.freeze_vision:
             self.vision.eval()
         return self
+
+    @property
+    def obs_keys(self) -> tuple[str, ...]:
+        """Observation keys besides vision and instruction that a rollout must keep for `evaluate_actions`."""
+        return (*self.candidate_keys, *self.config.state_keys)
 
     @property
     def candidate_keys(self) -> tuple[str, ...]:
@@ -164,7 +181,11 @@ class VLAPolicy(nn.Module):
             raise ValueError(f"the observation holds {vis.shape[0]} frames but {tokens.shape[0]} instructions")
         tokens = tokens.to(vis.dtype)
         context = {"vision": vis, "instruction": tokens, "instruction_mask": mask}
-        return self.fusion(vis, tokens, mask, pooled.to(vis.dtype)), context
+        fused = self.fusion(vis, tokens, mask, pooled.to(vis.dtype))
+        if self.state_proj is not None:
+            state = state_input(obs, self.config.state_keys, self.state_size)
+            fused = fused + self.state_proj(self._to_device(state).to(fused.dtype))
+        return fused, context
 
     # ---- the policy contract ---------------------------------------------------------------------
     def _candidates(self, obs: Obs) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -211,7 +232,7 @@ class VLAPolicy(nn.Module):
         if not isinstance(masks, torch.Tensor) or masks.dim() != 2:
             raise ValueError(f"masks must be a tensor (T, B), got {getattr(masks, 'shape', type(masks).__name__)}")
         t, b = masks.shape
-        obs = flatten_time(obs, t, b)
+        obs = flatten_time(obs, t, b, self.config.state_keys)
         cands = self._candidates(obs)
         features, context = self._encode(obs)
         out, _ = self.memory.sequence(features.view(t, b, -1), self._to_device(state), self._to_device(masks))
