@@ -24,6 +24,7 @@ EXPECTED = {
     "r2r_bc_ppo": ("R2R", "ppo", "PPOConfig", (32, 4 * 32), "val_unseen"),  # after a BC pretrain stage
     "r2r_ce_bc_ppo": ("R2R-CE", "ppo", "PPOConfig", (64, 64), "val_unseen"),  # after a BC pretrain stage
     "babyai_bc": ("BabyAI-GoToLocal", "bc", "BCConfig", (56, 56), "val"),
+    "babyai_dagger": ("BabyAI-GoToLocal", "dagger", "DAggerConfig", (56, 56), "val"),
 }
 
 
