@@ -134,40 +134,36 @@ def eval_main(cfg: DictConfig) -> None:
     print(f"wrote {out / 'summary.json'}")
 
 
-@hydra.main(config_path="configs", config_name="train", version_base="1.3")
-def train_main(cfg: DictConfig) -> None:
+def _run_training(command: str, body: Any, cfg: DictConfig, also: tuple[type[BaseException], ...] = ()) -> None:
     """A bad config value (ValueError from the conversion, before any work), an unreadable checkpoint
     (CheckpointError) and a NaN/inf stop (FloatingPointError) end the command with their message and exit
     status 2, not a traceback; anything else is a bug and keeps hydra's report."""
     from vlarena.agents.checkpoint import CheckpointError
-    from vlarena.run_train import TrainConfig, train_main_body
-
-    try:
-        TrainConfig.from_hydra(cfg)
-    except ValueError as e:
-        _fail("train", e)
-    try:
-        train_main_body(cfg, HydraConfig.get().runtime.output_dir)
-    except (CheckpointError, FloatingPointError) as e:
-        _fail("train", e)
-
-
-@hydra.main(config_path="configs", config_name="train", version_base="1.3")
-def quickstart_main(cfg: DictConfig) -> None:
-    """`vlarena train experiment=quickstart` plus the floors, a table and a GIF (vlarena/quickstart.py); errors as
-    for train."""
-    from vlarena.agents.checkpoint import CheckpointError
-    from vlarena.quickstart import run_quickstart
     from vlarena.run_train import TrainConfig
 
     try:
         TrainConfig.from_hydra(cfg)
     except ValueError as e:
-        _fail("quickstart", e)
+        _fail(command, e)
     try:
-        run_quickstart(cfg, HydraConfig.get().runtime.output_dir)
-    except (CheckpointError, FloatingPointError, ValueError) as e:
-        _fail("quickstart", e)
+        body(cfg, HydraConfig.get().runtime.output_dir)
+    except (CheckpointError, FloatingPointError, *also) as e:
+        _fail(command, e)
+
+
+@hydra.main(config_path="configs", config_name="train", version_base="1.3")
+def train_main(cfg: DictConfig) -> None:
+    from vlarena.run_train import train_main_body
+
+    _run_training("train", train_main_body, cfg)
+
+
+@hydra.main(config_path="configs", config_name="train", version_base="1.3")
+def quickstart_main(cfg: DictConfig) -> None:
+    """`vlarena train experiment=quickstart` plus the floors, a table and a GIF (vlarena/quickstart.py)."""
+    from vlarena.quickstart import run_quickstart
+
+    _run_training("quickstart", run_quickstart, cfg, also=(ValueError,))
 
 
 def _fail(command: str, error: BaseException) -> None:
