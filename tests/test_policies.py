@@ -9,6 +9,8 @@ import torch
 
 from tests.policy_helpers import TEXTS, make_obs, obs_space, tiny_config
 from vlarena.policies import CheckpointMismatchError, PolicyConfig, VLAPolicy
+from vlarena.policies.config import FusionConfig
+from vlarena.policies.fusion import Fusion
 
 DISCRETE = gym.spaces.Discrete(4)
 
@@ -226,3 +228,19 @@ def test_config_presets_and_validation():
         PolicyConfig.from_dict({"fusion": {"kind": "concat"}})
     with pytest.raises(ValueError, match="language.path must name a local HF model directory"):
         PolicyConfig.from_dict({"language": {"backbone": "path"}})
+
+
+@pytest.mark.parametrize("kind", ["cross_attention", "film"])
+def test_flatten_pooling_keeps_where_tokens_are(kind):
+    """Mean pooling cannot tell a token grid from its mirror image; flatten pooling can."""
+    torch.manual_seed(0)
+    language = (torch.randn(2, 5, 24), torch.ones(2, 5, dtype=torch.bool), torch.randn(2, 24))
+    tokens = torch.randn(2, 6, 16)
+    mirrored = tokens.flip(1)
+    mean = Fusion(FusionConfig(kind=kind, dim=16, heads=2, out_dim=8), 16, 24, num_tokens=6)
+    torch.testing.assert_close(mean(tokens, *language), mean(mirrored, *language))
+    flat = Fusion(FusionConfig(kind=kind, dim=16, heads=2, out_dim=8, pool="flatten", pool_dim=3), 16, 24, 6)
+    assert flat.out[0].in_features == 6 * 3 + 16
+    assert (flat(tokens, *language) - flat(mirrored, *language)).abs().max() > 1e-3
+    with pytest.raises(ValueError, match=r"fusion.pool must be one of \['mean', 'flatten'\], got 'max'"):
+        FusionConfig(pool="max")

@@ -15,6 +15,7 @@ from typing import Any
 VISION_KINDS = ("vit",)
 LANGUAGE_BACKBONES = ("auto", "minilm", "bert_random", "path")
 FUSION_KINDS = ("cross_attention", "film")
+FUSION_POOLS = ("mean", "flatten")
 MEMORY_KINDS = ("gru", "none")
 CANDIDATE_HEADS = ("score", "linear")
 
@@ -127,17 +128,25 @@ class LanguageConfig:
 
 @dataclass
 class FusionConfig:
-    """Vision-language fusion: visual tokens attend to instruction tokens, or FiLM from the pooled instruction."""
+    """Vision-language fusion: visual tokens attend to instruction tokens, or FiLM from the pooled instruction.
+
+    pool: how the fused visual tokens become one vector. "mean" averages them (where things are is
+    left to the position embeddings); "flatten" projects each token to `pool_dim` channels and
+    concatenates them in grid order, so the feature keeps where in the view each token was.
+    """
 
     kind: str = "cross_attention"
     dim: int = 128
     heads: int = 4
     layers: int = 1
     out_dim: int = 256  # size of the fused feature vector handed to memory and heads
+    pool: str = "mean"
+    pool_dim: int = 16  # channels per token with pool="flatten"
 
     def __post_init__(self) -> None:
         _choice("fusion", "kind", self.kind, FUSION_KINDS)
-        for name in ("dim", "heads", "layers", "out_dim"):
+        _choice("fusion", "pool", self.pool, FUSION_POOLS)
+        for name in ("dim", "heads", "layers", "out_dim", "pool_dim"):
             _positive_int("fusion", name, getattr(self, name))
         if self.dim % self.heads:
             raise ValueError(f"fusion.dim ({self.dim}) must be a multiple of fusion.heads ({self.heads})")

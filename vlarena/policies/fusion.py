@@ -2,9 +2,11 @@
 
 - "cross_attention" (default): visual tokens (queries) attend to the instruction tokens (keys and
   values, padding masked out) in `layers` pre-norm cross-attention + MLP blocks; the fused tokens
-  are mean-pooled and joined with the pooled instruction.
+  are pooled and joined with the pooled instruction.
 - "film": the pooled instruction gives a per-channel scale and shift (FiLM, Perez et al. 2018) of
   the visual tokens, followed by a token-wise MLP; then the same pooling and join.
+Pooling (`pool`): "mean" over tokens, or "flatten" (each token projected to `pool_dim` channels,
+concatenated in grid order, so where a thing is in the view survives the pooling).
 Output: (B, out_dim) after Linear + ReLU.
 """
 
@@ -41,7 +43,7 @@ class CrossAttentionBlock(nn.Module):
 
 
 class Fusion(nn.Module):
-    def __init__(self, config: FusionConfig, vision_dim: int, language_dim: int):
+    def __init__(self, config: FusionConfig, vision_dim: int, language_dim: int, num_tokens: int):
         super().__init__()
         self.config = config
         d = config.dim
@@ -55,7 +57,9 @@ class Fusion(nn.Module):
             nn.init.zeros_(self.film.bias)
             self.film_mlp = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d), nn.ReLU(), nn.Linear(d, d))
         self.norm = nn.LayerNorm(d)
-        self.out = nn.Sequential(nn.Linear(2 * d, config.out_dim), nn.ReLU())
+        self.pool_proj = nn.Linear(d, config.pool_dim) if config.pool == "flatten" else None
+        pooled_dim = num_tokens * config.pool_dim if config.pool == "flatten" else d
+        self.out = nn.Sequential(nn.Linear(pooled_dim + d, config.out_dim), nn.ReLU())
 
     @property
     def out_dim(self) -> int:
@@ -75,5 +79,6 @@ class Fusion(nn.Module):
             gamma, beta = self.film(pooled).chunk(2, dim=-1)
             x = x * (1 + gamma[:, None]) + beta[:, None]
             x = x + self.film_mlp(x)
-        x = self.norm(x).mean(dim=1)
+        x = self.norm(x)
+        x = x.mean(dim=1) if self.pool_proj is None else self.pool_proj(x).flatten(1)
         return self.out(torch.cat([x, pooled], dim=-1))

@@ -102,7 +102,8 @@ class VLAPolicy(nn.Module):
         self.action_space = action_space
         self.vision = VisionEncoder(config.vision)
         self.language = LanguageEncoder(config.language)
-        self.fusion = Fusion(config.fusion, self.vision.out_dim, self.language.out_dim)
+        self.fusion = Fusion(config.fusion, self.vision.out_dim, self.language.out_dim,
+                             config.vision.num_tokens)
         self.state_size = check_state_space(observation_space, config.state_keys)
         self.state_proj = nn.Linear(self.state_size, self.fusion.out_dim) if self.state_size else None
         self.memory = build_memory(config.memory, self.fusion.out_dim)

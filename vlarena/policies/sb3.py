@@ -63,7 +63,8 @@ class VLAFeaturesExtractor(BaseFeaturesExtractor):
         self.images_scaled = images_scaled
         self.vision = VisionEncoder(config.vision)
         self.language = LanguageEncoder(config.language)
-        self.fusion = Fusion(config.fusion, self.vision.out_dim, self.language.out_dim)
+        self.fusion = Fusion(config.fusion, self.vision.out_dim, self.language.out_dim,
+                             config.vision.num_tokens)
         if config.freeze_vision:
             self.vision.requires_grad_(False)
 
