@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 
 import pytest
@@ -138,3 +139,25 @@ def test_frozen_vision_rollouts_store_vision_tokens_not_pixels(tmp_path):
     metrics = trainer.learn()
     assert all(math.isfinite(v) for v in metrics.values())
     assert all(torch.equal(v, vision[k]) for k, v in policy.vision.state_dict().items())
+
+
+def test_value_warmup_trains_only_the_value_head(tmp_path):
+    """During the warm-up updates the actor keeps its weights and the value head learns; then both train."""
+    env = ScriptedEnv(lengths=[1] * 4, good_action=2)
+    policy = tiny_policy(env, memory={"kind": "none"})
+    before = {k: v.clone() for k, v in policy.state_dict().items()}
+    cfg = PPOConfig(total_steps=4 * 8 * 3, num_steps=8, num_minibatches=2, update_epochs=2, lr=3e-3,
+                    value_warmup=2, **QUIET)
+    trainer = PPOTrainer(policy, env, cfg, tmp_path)
+    trainer.num_updates = 2  # stop after the warm-up
+    trainer.train()
+    changed = {k for k, v in policy.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed == {"value_head.v.weight", "value_head.v.bias"}
+    assert [r["train/value_warmup"] for r in read_metrics(tmp_path)] == [1.0, 1.0]
+
+    policy = tiny_policy(env, memory={"kind": "none"})
+    train_ppo(policy, env, dataclasses.replace(cfg, total_steps=4 * 8 * 2, value_warmup=1), tmp_path / "then")
+    assert [r["train/value_warmup"] for r in read_metrics(tmp_path / "then")] == [1.0, 0.0]
+    assert not torch.equal(policy.action_head.logits.weight, before["action_head.logits.weight"])
+    with pytest.raises(ValueError, match="agent.value_warmup must be an int >= 0"):
+        PPOConfig(value_warmup=-1)

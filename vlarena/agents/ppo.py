@@ -21,6 +21,11 @@ Each update (cleanrl's ppo.py, with sequences and masks for the GRU):
        stopping the epochs early when approx_kl > target_kl (if set)
     4. the learning rate decays linearly to lr * lr_final_fraction over the run
 
+Value warm-up (`value_warmup` updates, 0 by default): a policy fine-tuned from imitation starts with an
+untrained value head, so its first advantages are noise that pushes the policy off its imitation start.
+During the first `value_warmup` updates the loss is vf_coef * L_value and only the value head's
+parameters change (rollouts, rewards and logs as usual; train/value_warmup is 1).
+
 Means are over valid steps only (autoreset steps are masked out). Reward: the env's (nav_env.py:
 decrease of geodesic distance + success bonus - slack penalty). Diagnostics logged per update:
 train/policy_loss, value_loss, entropy, approx_kl, clipfrac, explained_variance, grad_norm, and with
@@ -53,6 +58,7 @@ class PPOConfig(AgentConfig):
     target_kl: float | None = None
     kl_coef: float = 0.0  # > 0: KL penalty towards the reference policy
     reference: str | None = None  # a saved policy directory (save_pretrained); needed when kl_coef > 0
+    value_warmup: int = 0  # first updates that train only the value head (see the module doc)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -63,6 +69,8 @@ class PPOConfig(AgentConfig):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"agent.{name} must be a positive int, got {value!r}")
+        if not isinstance(self.value_warmup, int) or isinstance(self.value_warmup, bool) or self.value_warmup < 0:
+            raise ValueError(f"agent.value_warmup must be an int >= 0 (updates), got {self.value_warmup!r}")
         for name in ("clip_coef", "vf_coef", "ent_coef", "kl_coef"):
             if getattr(self, name) < 0:
                 raise ValueError(f"agent.{name} must be >= 0, got {getattr(self, name)}")
@@ -119,6 +127,9 @@ class PPOTrainer(Trainer):
     def __init__(self, policy: torch.nn.Module, env: Any, config: PPOConfig, run_dir: str | Path,
                  reference: torch.nn.Module | None = None):
         super().__init__(policy, env, config, run_dir)
+        if config.value_warmup and not isinstance(getattr(policy, "value_head", None), torch.nn.Module):
+            raise ValueError(f"agent.value_warmup needs a policy with a `value_head` module; "
+                             f"{type(policy).__name__} has none")
         if config.kl_coef > 0 and reference is None:
             if not config.reference:
                 raise ValueError("agent.kl_coef > 0 needs a reference policy: set agent.reference to a saved policy "
@@ -174,6 +185,8 @@ class PPOTrainer(Trainer):
         assert storage is not None
         stats: dict[str, list[torch.Tensor]] = {k: [] for k in (
             "policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac", "grad_norm")}
+        warmup = self.counters["update"] < cfg.value_warmup
+        only = list(policy.value_head.parameters()) if warmup else None
         for _ in range(cfg.update_epochs):
             for mb in storage.minibatches(cfg.num_minibatches, self.generator):
                 with self.autocast():
@@ -181,8 +194,10 @@ class PPOTrainer(Trainer):
                 out = ppo_loss(log_prob.float(), mb.flat(mb.log_probs), mb.flat(mb.advantages), value.float(),
                                mb.flat(mb.values), mb.flat(mb.returns), entropy.float(), mb.flat(mb.valid),
                                cfg.clip_coef, cfg.clip_vloss, cfg.norm_adv)
-                loss = out.policy_loss + cfg.vf_coef * out.value_loss - cfg.ent_coef * out.entropy
-                grad_norm = self.optimizer_step(loss)
+                loss = cfg.vf_coef * out.value_loss
+                if not warmup:
+                    loss = loss + out.policy_loss - cfg.ent_coef * out.entropy
+                grad_norm = self.optimizer_step(loss, only=only)
                 for key in stats:
                     stats[key].append((grad_norm if key == "grad_norm" else getattr(out, key)).detach().float())
             if cfg.target_kl is not None and float(mean_over_ranks(stats["approx_kl"][-1])) > cfg.target_kl:
@@ -194,6 +209,7 @@ class PPOTrainer(Trainer):
         metrics["train/explained_variance"] = float(explained_variance(storage.values, storage.returns,
                                                                        storage.valid))
         metrics["train/epochs"] = len(stats["approx_kl"]) / cfg.num_minibatches
+        metrics["train/value_warmup"] = float(warmup)
         return metrics
 
 

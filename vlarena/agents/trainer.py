@@ -172,12 +172,18 @@ class Trainer:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def optimizer_step(self, loss: torch.Tensor) -> torch.Tensor:
-        """Backward, average gradients over ranks, clip, step. Returns the gradient norm (before clipping)."""
+    def optimizer_step(self, loss: torch.Tensor, only: list[torch.nn.Parameter] | None = None) -> torch.Tensor:
+        """Backward, average gradients over ranks, clip, step. Returns the gradient norm (before clipping).
+        With `only`, the other parameters keep their values (their gradients are dropped; Adam skips them)."""
         self.check_finite(loss, "loss")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self._all_reduce_gradients()
+        if only is not None:
+            keep = {id(p) for p in only}
+            for p in self.params:
+                if id(p) not in keep:
+                    p.grad = None
         max_norm = self.config.max_grad_norm if self.config.max_grad_norm > 0 else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm)
         self.check_finite(grad_norm, "gradient norm")
