@@ -1,0 +1,1 @@
+"""The batched household world of the ALFRED-style task: object states, interactions, goal conditions."""
