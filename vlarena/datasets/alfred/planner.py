@@ -10,7 +10,7 @@ actions. Every other subgoal expands here into ALFRED's low-level interactions, 
 receptacles opened before and closed after use (every openable starts closed):
 
     PickupObject(o)       [Open(c)] Pickup(o) [Close(c)]            c: o's receptacle if openable
-    PutObject(o, r)       [Open(r)] Put(r) [Close(r)]
+    PutObject(o, r)       [Open(c)] [Open(r)] Put(r) [Close(r)] [Close(c)]  c: r's receptacle if openable
     HeatObject(o)         Open(mw) Put(mw) Close(mw) ToggleOn(mw) ToggleOff(mw) Open(mw) Pickup(o) Close(mw)
     CoolObject(o)         Open(fr) Put(fr) Close(fr) Open(fr) Pickup(o) Close(fr)
     CleanObject(o)        Put(sink) ToggleOn(faucet) ToggleOff(faucet) Pickup(o)
@@ -90,7 +90,8 @@ class _Planner:
         self.parent[o] = -1
 
     def put(self, o: int, r: int) -> None:
-        self.add("PutObject", [o, r], self.wrap(r, [("PutObject", r)]))
+        steps = self.wrap(r, [("PutObject", r)])
+        self.add("PutObject", [o, r], self.wrap(self.parent[r], steps))  # r may stand in a closed receptacle
         self.parent[o] = r
 
     def fetch(self, o: int) -> None:
