@@ -171,12 +171,7 @@ class Renderer:
         floor_word = (K.pack_rgb(floor) & 0xFFFFFF) | (pattern << 24)
         self._floor_word = floor_word.to(dev)[self._look.long()]
         self._ceiling = int(K.pack_rgb(torch.tensor(CEILING_RGB, dtype=torch.float32)))
-        # objects: shapes as bool, semantic id per object slot (padding reads as wall; never hit)
-        self._obj_cyl = scenes.obj_shape == 1
-        cat = scenes.obj_category.clamp(min=0)
-        self._obj_sem = torch.where(scenes.obj_valid, SEM_OBJECT_BASE + cat, SEM_WALL).to(torch.int32)
-        self._obj_top = K.pack_rgb(scenes.obj_rgb * 1.12 + 12.0)  # top faces lighter, bottoms darker
-        self._obj_bottom = K.pack_rgb(scenes.obj_rgb * 0.5)
+        self.refresh_objects()
         self._layers = min(config.max_layers, scenes.max_objects)
         self._rows, self._cols = scenes.rows, scenes.cols
         self._max_chunks = (max(self._rows, self._cols) + 2) // config.wall_chunk + 2
@@ -192,6 +187,17 @@ class Renderer:
         else:
             self._walls, self._walls_more = K.walls_first_pass, K.cast_walls
             self._objects, self._columns, self._pixels = K.object_keys, K.column_tables, K.shade_pixels
+
+    def refresh_objects(self) -> None:
+        """Re-read the objects' shapes, semantic ids and colours from the scene tensors (call it after
+        changing `obj_shape`, `obj_category`, `obj_valid` or `obj_rgb`; positions are read every render)."""
+        scenes = self.scenes
+        # objects: shapes as bool, semantic id per object slot (padding reads as wall; never hit)
+        self._obj_cyl = scenes.obj_shape == 1
+        cat = scenes.obj_category.clamp(min=0)
+        self._obj_sem = torch.where(scenes.obj_valid, SEM_OBJECT_BASE + cat, SEM_WALL).to(torch.int32)
+        self._obj_top = K.pack_rgb(scenes.obj_rgb * 1.12 + 12.0)  # top faces lighter, bottoms darker
+        self._obj_bottom = K.pack_rgb(scenes.obj_rgb * 0.5)
 
     # ---- camera -----------------------------------------------------------------------------
     def _camera(self) -> tuple[torch.Tensor, ...]:

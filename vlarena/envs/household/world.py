@@ -122,6 +122,12 @@ class HouseholdWorld:
         return out[:, 0] if squeeze else out
 
     @staticmethod
+    def gather_rows(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """values[b, index[b, n], :] for values (B, N, D) and index (B, N); rows where index is -1 read slot 0."""
+        idx = index.clamp(min=0)[..., None].expand(*index.shape, values.shape[-1])
+        return values.gather(1, idx)
+
+    @staticmethod
     def has(flag: str, otype: torch.Tensor) -> torch.Tensor:
         """The affordance `flag` of object types `otype` (any shape; -1 -> False)."""
         table = _AFFORD.to(otype.device)
