@@ -8,7 +8,7 @@ the small objects that lie on or in its furniture (numpy only, seeded).
 Room types are ALFRED's four: kitchen, living room, bedroom, bathroom. Furniture comes from the
 simulator's catalog and is placed by its furnisher (navigation stays possible); each piece that
 ALFRED knows becomes a fixed object (`FURNITURE`: counter -> CounterTop, nightstand -> SideTable,
-bookshelf -> Shelf, lamp -> FloorLamp, ...). A sink gets its Faucet, a desk or side table may get a
+lamp -> FloorLamp, ...). A sink gets its Faucet, a desk or side table may get a
 DeskLamp. Then 8-14 small objects of the room's kinds (`SMALL`) go on or in random receptacles that
 take them (`PLACES`), several of a kind now and then (for pick_two_obj_and_place). Every openable
 starts closed, every toggleable off.
@@ -32,16 +32,16 @@ ROOM_TYPES = ("kitchen", "living_room", "bedroom", "bathroom")
 FURNITURE: dict[str, str] = {
     "counter": "CounterTop", "fridge": "Fridge", "microwave": "Microwave", "sink": "SinkBasin",
     "dining_table": "DiningTable", "cabinet": "Cabinet", "trash_can": "GarbageCan", "sofa": "Sofa",
-    "coffee_table": "CoffeeTable", "nightstand": "SideTable", "lamp": "FloorLamp", "bookshelf": "Shelf",
-    "bed": "Bed", "desk": "Desk", "dresser": "Dresser"}
+    "coffee_table": "CoffeeTable", "nightstand": "SideTable", "lamp": "FloorLamp", "bed": "Bed", "desk": "Desk",
+    "dresser": "Dresser"}
+# (no Shelf: the catalog's bookshelf is a 2 m solid box, and things on its top would be out of sight)
 # furniture per room type: (catalog category, required)
 ROOM_FURNITURE: dict[str, tuple[tuple[str, bool], ...]] = {
     "kitchen": (("fridge", True), ("counter", True), ("sink", True), ("microwave", True), ("cabinet", False),
                 ("dining_table", False), ("trash_can", False)),
     "living_room": (("sofa", True), ("coffee_table", True), ("lamp", True), ("nightstand", False),
-                    ("bookshelf", False), ("cabinet", False)),
-    "bedroom": (("bed", True), ("desk", True), ("nightstand", False), ("dresser", False), ("bookshelf", False),
-                ("lamp", False)),
+                    ("cabinet", False)),
+    "bedroom": (("bed", True), ("desk", True), ("nightstand", False), ("dresser", False), ("lamp", False)),
     "bathroom": (("sink", True), ("cabinet", False), ("trash_can", False)),
 }
 SMALL: dict[str, tuple[str, ...]] = {
