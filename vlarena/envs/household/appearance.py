@@ -19,8 +19,12 @@ world state, vectorised over envs:
 - sliced: half its height, in SLICED_RGB (the cut side).
 Heated, cooled and cleaned do not show, as in ALFRED.
 
-`target` is ALFRED's interaction rule: the object seen at the centre column of the given image
-row (the view centre after LookUp/LookDown) if it is at most `REACH` (1.5 m) away.
+`target` is the interaction rule: the object seen nearest the view centre (the centre column of the
+given row: the view centre after LookUp/LookDown) within a 17 x 17 pixel window, at most `REACH`
+(1.5 m) away; with `allowed`, only objects the action applies to count (PickupObject: pickupable
+ones, ...). ALFRED's agents name the object with an interaction mask; the window and the affordance
+filter stand in for that mask, so a 5 cm egg on a table can be picked from the usual 15-degree
+horizons without the table being picked instead.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from vlarena.envs.household.world import HouseholdWorld
 from vlarena.envs.scene_tensors import PARKED, SceneTensors
 
 REACH = 1.5  # metres: ALFRED's visibility distance for interactions
+WINDOW = 8  # pixels: the centre window's half size (a 17 x 17 box of a 64 px wide view)
 # (shape, footprint width m, height m, colour) of the objects that are not furniture
 LOOKS: dict[str, tuple[str, float, float, str]] = {
     "Apple": ("cylinder", 0.09, 0.09, "red"), "Bread": ("box", 0.22, 0.12, "brown"),
@@ -180,11 +185,27 @@ class HouseholdLook:
         st.obj_z[:, :n] = z
         st.obj_rgb[:, :n] = rgb
 
-    def target(self, instance: torch.Tensor, depth: torch.Tensor, row: torch.Tensor | int) -> torch.Tensor:
-        """(B,) world slot seen at (row, centre column) within REACH metres, else -1."""
+    def target(self, instance: torch.Tensor, depth: torch.Tensor, row: torch.Tensor | int,
+               allowed: torch.Tensor | None = None, window: int = WINDOW) -> torch.Tensor:
+        """(B,) world slot to interact with, -1 for none: among the pixels of the centre window (rows
+        row +- window, columns centre +- window) that see an object within REACH metres (and, with
+        `allowed` (B, N) bool, an allowed one), the one nearest the view centre."""
         b, h, w = instance.shape
-        rows = torch.as_tensor(row, device=instance.device).expand(b).long().clamp(0, h - 1)
-        idx = torch.arange(b, device=instance.device)
-        seen = instance[idx, rows, w // 2].long()
-        near = depth.reshape(b, h, w)[idx, rows, w // 2] <= REACH
-        return torch.where(near & (seen >= 0) & (seen < self.home_center.shape[1]), seen, torch.full_like(seen, -1))
+        n = self.home_center.shape[1]
+        dev = instance.device
+        rows = torch.as_tensor(row, device=dev).expand(b).long()
+        off = torch.arange(-window, window + 1, device=dev)
+        rr = (rows[:, None, None] + off[None, :, None]).expand(b, off.numel(), off.numel())
+        cc = (w // 2 + off)[None, None, :].expand_as(rr)
+        inside = (rr >= 0) & (rr < h)
+        idx = torch.arange(b, device=dev)[:, None, None].expand_as(rr)
+        seen = instance[idx, rr.clamp(0, h - 1), cc].long()
+        near = depth.reshape(b, h, w)[idx, rr.clamp(0, h - 1), cc] <= REACH
+        ok = inside & near & (seen >= 0) & (seen < n)
+        if allowed is not None:
+            ok &= allowed.gather(1, seen.clamp(0, n - 1).flatten(1)).reshape_as(ok)
+        dist = (off[None, :, None] ** 2 + off[None, None, :] ** 2).expand_as(rr).float()
+        score = torch.where(ok, dist, torch.full_like(dist, float("inf"))).flatten(1)
+        best = score.argmin(1)
+        pick = seen.flatten(1).gather(1, best[:, None])[:, 0]
+        return torch.where(torch.isfinite(score.gather(1, best[:, None])[:, 0]), pick, torch.full_like(pick, -1))

@@ -42,6 +42,8 @@ INTERACTIONS: tuple[str, ...] = ("PickupObject", "PutObject", "OpenObject", "Clo
                                  "ToggleObjectOff", "SliceObject")
 PICKUP, PUT, OPEN, CLOSE, TOGGLE_ON, TOGGLE_OFF, SLICE = range(len(INTERACTIONS))
 STATES: tuple[str, ...] = ("is_open", "is_on", "sliced", "heated", "cooled", "cleaned")
+ACTION_AFFORDANCE: tuple[str, ...] = ("pickupable", "receptacle", "openable", "openable", "toggleable", "toggleable",
+                                      "sliceable")  # what each interaction's object must be
 
 # affordance table: (num types, num flags) bool, looked up by otype
 _AFFORD = torch.tensor([[getattr(t, f) for f in FLAGS] for t in OBJECT_TYPES], dtype=torch.bool)
@@ -132,6 +134,11 @@ class HouseholdWorld:
         """The affordance `flag` of object types `otype` (any shape; -1 -> False)."""
         table = _AFFORD.to(otype.device)
         return table[otype.clamp(min=0), FLAGS.index(flag)] & (otype >= 0)
+
+    def allowed(self, action: torch.Tensor) -> torch.Tensor:
+        """(B, N) bool: objects of a kind that INTERACTIONS[action[b]] applies to (state aside)."""
+        table = torch.stack([self.has(f, self.otype) for f in ACTION_AFFORDANCE], 0)  # (A, B, N)
+        return table[action.clamp(0, len(INTERACTIONS) - 1), torch.arange(self.batch_size, device=action.device)]
 
     def inside(self, receptacle: torch.Tensor) -> torch.Tensor:
         """(B, N) bool: objects in `receptacle` (B,) slots, directly or inside something in it."""

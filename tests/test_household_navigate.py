@@ -1,0 +1,68 @@
+"""The expert's way to an interaction pose: it exists, it never walks into furniture, and from its end the full
+view's interaction rule picks the object the expert aimed at."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vlarena.datasets.alfred.scenes import generate_household
+from vlarena.envs.household.appearance import HouseholdLook
+from vlarena.envs.household.navigate import START_HORIZON, STEP, Camera, blocked_table, goal_poses, plan_to, pose_tensor
+from vlarena.envs.household.world import INTERACTIONS, HouseholdWorld
+from vlarena.envs.motion import MotionConfig
+from vlarena.envs.renderer import RenderConfig, Renderer
+from vlarena.envs.scene_tensors import SceneTensors
+
+
+@pytest.fixture(scope="module")
+def kitchen():
+    hs = generate_household(5, room_type="kitchen")
+    look = HouseholdLook.build([hs])
+    slots = hs.slots()
+    world = HouseholdWorld.from_types([[t for t, _ in slots]], [[p for _, p in slots]])
+    look.update(world)
+    free, blocked = blocked_table(SceneTensors.from_scenes([hs.scene]), 0, MotionConfig(turn_deg=90.0))
+    return hs, look, world, free, blocked
+
+
+def walk(start, actions, blocked):
+    i, j, k, h = start
+    for a in actions:
+        if a == "MoveAhead":
+            assert not blocked[i, j, k], "the expert walked into something"
+            i, j = i + STEP[k][0], j + STEP[k][1]
+        elif a in ("RotateLeft", "RotateRight"):
+            k = (k + (1 if a == "RotateLeft" else -1)) % 4
+        else:
+            h += 1 if a == "LookDown" else -1
+    return i, j, k, h
+
+
+@pytest.mark.parametrize("target, action", [(1, "PutObject"), (11, "PickupObject"), (7, "ToggleObjectOn"),
+                                            (12, "PickupObject"), (0, "OpenObject")])
+def test_the_expert_reaches_a_pose_where_the_view_picks_its_object(kitchen, target, action):
+    hs, look, world, free, blocked = kitchen
+    cam = Camera()
+    narrow = Renderer(look.scene_tensors, cam.window_config())
+    act = INTERACTIONS.index(action)
+    goals = goal_poses(look, narrow, cam, world, 0, target, act, free)
+    assert goals.any() and not (goals & ~free[..., None, None]).any()
+    start = (5, 5, 0, START_HORIZON)  # near the south-west corner of the kitchen, facing east
+    assert bool(free[5, 5])
+    plan = plan_to(start, goals, blocked)
+    assert plan is not None and len(plan) > 0
+    i, j, k, h = walk(start, plan, blocked)
+    assert bool(goals[i, j, k, h])
+    full = Renderer(look.scene_tensors, RenderConfig(width=cam.width, height=cam.render_height,
+                                                     hfov_deg=cam.hfov_deg))
+    pose = pose_tensor(torch.tensor([i]), torch.tensor([j]), torch.tensor([k]), look.scene_tensors.cell_size)
+    out = full.render(torch.tensor([0]), pose, outputs=("depth", "instance"))
+    allowed = world.allowed(torch.tensor([act]))
+    assert look.target(out["instance"], out["depth"], int(cam.centre_row(h)), allowed).tolist() == [target]
+
+
+def test_no_goal_pose_means_no_plan(kitchen):
+    _, _, _, free, blocked = kitchen
+    none = torch.zeros(*blocked.shape, 7, dtype=torch.bool)
+    assert plan_to((5, 5, 0, START_HORIZON), none, blocked) is None
