@@ -10,7 +10,8 @@ simulator's catalog and is placed by its furnisher (navigation stays possible); 
 ALFRED knows becomes a fixed object (`FURNITURE`: counter -> CounterTop, nightstand -> SideTable,
 lamp -> FloorLamp, ...). A sink gets its Faucet, a desk or side table may get a
 DeskLamp. Then 8-14 small objects of the room's kinds (`SMALL`) go on or in random receptacles that
-take them (`PLACES`), several of a kind now and then (for pick_two_obj_and_place). Every openable
+take them (`PLACES`) and have room (`CAPACITY`: 2 in an openable, 4 on anything else, so that each
+stays in sight), several of a kind now and then (for pick_two_obj_and_place). Every openable
 starts closed, every toggleable off.
 """
 
@@ -62,6 +63,7 @@ PLACES: dict[str, tuple[str, ...]] = {
     "GarbageCan": ("Apple", "Bread", "Tomato", "Potato", "Lettuce", "Egg", "Cloth", "Pencil", "Pen", "SoapBar"),
 }
 MIN_SMALL, MAX_SMALL = 8, 14
+CAPACITY = {True: 2, False: 4}  # small objects a receptacle starts with: openable, other
 ATTEMPTS = 60
 
 
@@ -139,7 +141,8 @@ def generate_household(seed: int, room_type: str | None = None, scene_id: str | 
         small = SMALL[kind]
         for _ in range(int(rng.integers(MIN_SMALL, MAX_SMALL + 1))):
             name = small[int(rng.integers(len(small)))]
-            places = _places_for(name, objects)
+            places = [p for p in _places_for(name, objects)
+                      if sum(o.parent == p for o in objects) < CAPACITY[object_type(objects[p].type).openable]]
             if places:
                 objects.append(HouseholdObject(name, places[int(rng.integers(len(places)))], -1, _offset(rng)))
         scene = dataclasses.replace(scene, scene_id=scene_id or f"house_{seed:05d}", seed=int(seed))
