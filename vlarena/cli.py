@@ -3,6 +3,7 @@
     vlarena demo [--task ObjectNav] [--out DIR] [--episode N] [--resolution PX] [--device cpu|cuda]
     vlarena data generate [--seed N] [--data-dir DIR] [--no-vlnce] [--overwrite]
     vlarena data demos --out DIR [--env R2R] [--split train] [--keys rgb,...] [--set width=32 ...]
+    vlarena data alfred --out DIR [--split train|valid_seen|valid_unseen|test] [--episodes N]
     vlarena eval env=r2r|r2r_ce agent=oracle|random|forward split=val_unseen [key=value ...]   (hydra)
     vlarena train experiment=<name> | env=... policy=... agent=bc|dagger|ppo [key=value ...]   (hydra)
     vlarena quickstart [key=value ...]   (hydra: train experiment=quickstart, evaluate, floors, GIF)
@@ -36,9 +37,12 @@ def _demo(argv: list[str]) -> int:
 def _data(argv: list[str]) -> int:
     if argv[:1] == ["demos"]:
         return _demos(argv[1:])
+    if argv[:1] == ["alfred"]:
+        return _alfred(argv[1:])
     parser = argparse.ArgumentParser(prog="vlarena data", description="Generate and cache the R2R-style splits "
-                                     "(generate), or record the expert's episodes for behaviour cloning (demos).")
-    parser.add_argument("action", choices=["generate", "demos"])
+                                     "(generate), record the expert's episodes for behaviour cloning (demos), or write ALFRED-style "
+                                     "traj_data splits (alfred).")
+    parser.add_argument("action", choices=["generate", "demos", "alfred"])
     parser.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
     parser.add_argument("--data-dir", default=None, help="cache root (default $VLARENA_DATA_DIR or ~/.cache/vlarena)")
     parser.add_argument("--no-vlnce", action="store_true", help="skip the VLN-CE episode and ground-truth files")
@@ -53,6 +57,20 @@ def _data(argv: list[str]) -> int:
     counts = {s: len(read_r2r(folder / f"R2R_{s}.json")) for s in SPLITS}
     print(f"R2R splits (paths, 3 instructions each): {counts}")
     print(f"in {folder}")
+    return 0
+
+
+def _alfred(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="vlarena data alfred", description="Write ALFRED-style episodes "
+                                     "(traj_data.json, each solved by the expert) of one split under OUT/<split>/.")
+    parser.add_argument("--out", required=True, help="the dataset folder")
+    parser.add_argument("--split", default="train", help="train (default), valid_seen, valid_unseen or test")
+    parser.add_argument("--episodes", type=int, default=100, help="episodes to write (default 100)")
+    args = parser.parse_args(argv)
+    from vlarena.envs.household.generate import generate_split
+
+    paths = generate_split(args.split, args.episodes, args.out)
+    print(f"{len(paths)} {args.split} episodes in {paths[0].parent.parent}")
     return 0
 
 
