@@ -92,9 +92,10 @@ class HouseholdLook:
     small: torch.Tensor  # (B, N) bool: placed by update (not furniture)
 
     @classmethod
-    def build(cls, households: Sequence[HouseholdScene], device: str | torch.device = "cpu") -> HouseholdLook:
+    def build(cls, households: Sequence[HouseholdScene], device: str | torch.device = "cpu",
+              num_slots: int | None = None) -> HouseholdLook:
         scenes = [h.scene for h in households]
-        n = max(len(h.objects) for h in households)
+        n = max(max(len(h.objects) for h in households), num_slots or 0)
         tensors = SceneTensors.from_scenes(scenes, device, min_objects=n)
         b = len(households)
         center = np.full((b, n, 2), PARKED, np.float32)

@@ -36,7 +36,9 @@ SPLIT_SALT = {"train": 0, "valid_seen": 1, "valid_unseen": 2, "test": 3}
 TASK_TRIES = 8
 
 
-def _episode(split: str, k: int, scene_offset: int) -> dict | None:
+def make_episode(split: str, k: int, scene_offset: int = 0) -> dict | None:
+    """Episode k of `split` (a traj_data dict), from scene k + scene_offset; None if no task of that scene
+    was finished by the expert."""
     first, count = SCENE_SEEDS[split]
     scene_seed = first + (k + scene_offset) % count
     hs = generate_household(scene_seed, room_type=ROOM_TYPES[scene_seed % len(ROOM_TYPES)])
@@ -74,11 +76,11 @@ def generate_split(split: str, num_episodes: int, out_dir: str | Path) -> list[P
     paths: list[Path] = []
     offset = 0
     for k in range(num_episodes):
-        traj = _episode(split, k, offset)
+        traj = make_episode(split, k, offset)
         while traj is None:  # this scene holds no task the expert finishes: the next scene
             offset += 1
             if offset > SCENE_SEEDS[split][1]:
                 raise RuntimeError(f"no scene of split {split} holds a task the expert finishes")
-            traj = _episode(split, k, offset)
+            traj = make_episode(split, k, offset)
         paths.append(write_traj(Path(out_dir) / split / traj["task_id"] / "traj_data.json", traj))
     return paths

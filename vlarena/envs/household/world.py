@@ -65,10 +65,15 @@ class HouseholdWorld:
     # ---- construction -------------------------------------------------------------------------
     @classmethod
     def from_types(cls, types: Sequence[Sequence[str]], parents: Sequence[Sequence[int]] | None = None,
-                   device: str | torch.device = "cpu") -> HouseholdWorld:
-        """A world of B envs from each env's object type names (slot order) and optional parent slots.
+                   device: str | torch.device = "cpu", num_slots: int | None = None) -> HouseholdWorld:
+        """A world of B envs from each env's object type names (slot order) and optional parent slots,
+        with `num_slots` slots per env (default: the most objects of any env).
         Faucets are paired with the SinkBasin of their env (an env with a Faucet needs exactly one)."""
         b, n = len(types), max((len(t) for t in types), default=0)
+        if num_slots is not None:
+            if num_slots < n:
+                raise ValueError(f"num_slots ({num_slots}) must be at least the most objects of an env ({n})")
+            n = num_slots
         otype = torch.full((b, n), -1, dtype=torch.long)
         parent = torch.full((b, n), -1, dtype=torch.long)
         partner = torch.full((b, n), -1, dtype=torch.long)

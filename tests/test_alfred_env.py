@@ -1,0 +1,60 @@
+"""The batched ALFRED-style env: the expert's actions finish every episode; failed actions count and end it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vlarena.envs.alfred_env import ACTIONS, AlfredEnvConfig, AlfredVectorEnv
+from vlarena.envs.household.generate import generate_split
+
+
+@pytest.fixture(scope="module")
+def env():
+    return AlfredVectorEnv(num_envs=2, split="valid_unseen", num_episodes=2)
+
+
+def test_the_expert_finishes_every_episode(env):
+    obs, info = env.reset(options={"episode_id": [0, 1]})
+    assert obs["rgb"].shape == (2, 64, 64, 3) and obs["rgb"].dtype == torch.uint8
+    assert obs["depth"].shape == (2, 64, 64, 1) and len(obs["instruction"]) == 2
+    assert info["expert_valid"].all() and (info["goal_conditions"] < info["total_goal_conditions"]).all()
+    ended = {}
+    total_reward = torch.zeros(2)
+    for t in range(400):
+        obs, reward, terminated, truncated, info = env.step(info["expert_action"])
+        total_reward += reward * torch.tensor([b not in ended for b in range(2)])
+        for b in range(2):
+            if b not in ended and bool(info["done"][b]):
+                ended[b] = (t, bool(terminated[b]), bool(info["success"][b]), int(info["failures"][b]))
+        if len(ended) == 2:
+            break
+    assert all(term and success and fails == 0 for _, term, success, fails in ended.values()), ended
+    lengths = [len(env.episodes[b]["plan"]["low_actions"]) for b in range(2)]
+    assert [ended[b][0] for b in range(2)] == lengths  # the recorded actions, then STOP
+    assert (total_reward > 4).all()  # goal conditions + the success bonus outweigh the step penalties
+
+
+def test_failed_actions_change_nothing_count_and_end_the_episode(env):
+    obs, info = env.reset(options={"episode_id": [0, 0]})
+    slice_ = ACTIONS.index("SliceObject")  # nothing sliceable in hand's reach with empty hands
+    before = {k: v.clone() for k, v in env.world.__dict__.items()}
+    for n in range(1, 11):
+        obs, reward, terminated, truncated, info = env.step(torch.full((2,), slice_))
+        assert info["failed_action"].all() and info["failures"].tolist() == [n, n]
+        assert not info["expert_valid"].any()  # off the expert's track
+    assert truncated.all() and not terminated.any() and not info["success"].any()
+    for k, v in before.items():
+        assert torch.equal(getattr(env.world, k), v), k
+    with pytest.raises(ValueError, match=r"action 13 of env 0 is outside the action space"):
+        env.step(torch.tensor([13, 0]))
+
+
+def test_episodes_from_a_data_folder(tmp_path):
+    generate_split("test", 1, tmp_path)
+    env = AlfredVectorEnv(num_envs=1, split="test", data_dir=str(tmp_path))
+    assert env.episode_ids == ["trial_test_00000"]
+    with pytest.raises(ValueError, match="no episodes in .*valid_seen: write them with `vlarena data alfred"):
+        AlfredVectorEnv(num_envs=1, split="valid_seen", data_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="env.split must be one of"):
+        AlfredEnvConfig(split="val")

@@ -1,0 +1,254 @@
+"""ALFRED-style household instruction following, batched: `AlfredVectorEnv` (not yet registered as
+`vlarena/ALFRED-v0`; no single-env entry point, eval integration or trained agent yet).
+
+    env = AlfredVectorEnv(num_envs=4, data_dir="data/alfred", split="valid_unseen")   # or num_episodes=8:
+    obs, info = env.reset(seed=0)                                                     #   generated in memory
+    obs, reward, terminated, truncated, info = env.step(info["expert_action"])
+
+Actions (Discrete(13)): 0 STOP, 1 MoveAhead, 2 RotateLeft, 3 RotateRight, 4 LookUp, 5 LookDown, then
+ALFRED's interactions 6 PickupObject ... 12 SliceObject (household.world.INTERACTIONS). The agent and
+its looks are household.navigate's; an interaction acts on household.appearance's target. A blocked
+MoveAhead, a look past -30/60 degrees, or an interaction that fails is a failed action: it changes
+nothing and counts; an episode ends at STOP (terminated), after `max_failures` (10) failed actions
+or `max_steps` (1000) steps (truncated), as ALFRED's. Success: all goal conditions hold when it ends.
+
+Observations: `rgb` (H, W, 3) uint8 and `depth` (H, W, 1) of the view, `instruction`: the goal
+description followed by the step-by-step instructions of one of the episode's three annotations.
+Reward (documented, for PPO): `goal_reward` per goal condition newly met (minus per one undone),
+`success_reward` on a STOP with all conditions met, minus `step_penalty` a step and
+`failure_penalty` a failed action.
+
+Expert (`info["expert_action"]`): the episode's recorded low-level actions then STOP, while the agent
+has taken every expert action so far; once it strays the expert has no answer (-1, and
+`info["expert_valid"]` False): teacher forcing (BC) works, DAgger does not yet. Autoreset: NEXT_STEP.
+Resetting an env rebuilds the per-env scene tensors of the batch (Python work per episode start).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode
+from gymnasium.vector.utils import batch_space
+
+from vlarena.datasets.alfred.scenes import generate_household
+from vlarena.datasets.alfred.traj_data import SPLITS, read_traj, validate_traj
+from vlarena.envs.episodic import EpisodicVectorEnv
+from vlarena.envs.household.appearance import HouseholdLook
+from vlarena.envs.household.generate import make_episode
+from vlarena.envs.household.goals import TaskGoals, goal_conditions
+from vlarena.envs.household.navigate import HORIZONS, STEP, Camera, blocked_table
+from vlarena.envs.household.world import INTERACTIONS, HouseholdWorld
+from vlarena.envs.motion import MotionConfig
+from vlarena.envs.nav_env import INSTRUCTION_CHARSET, INSTRUCTION_MAX_LENGTH
+from vlarena.envs.renderer import RenderConfig, Renderer
+from vlarena.envs.scene_tensors import SceneTensors
+
+ACTIONS: tuple[str, ...] = ("STOP", "MoveAhead", "RotateLeft", "RotateRight", "LookUp", "LookDown", *INTERACTIONS)
+FIRST_INTERACTION = 6
+
+
+@dataclass
+class AlfredEnvConfig:
+    split: str = "train"
+    data_dir: str | None = None  # a `vlarena data alfred` folder; None: generate num_episodes in memory
+    num_episodes: int | None = None  # None: all episodes of data_dir (8 when generating)
+    width: int = 64
+    height: int = 64
+    hfov_deg: float = 90.0
+    max_steps: int = 1000
+    max_failures: int = 10
+    goal_reward: float = 1.0
+    success_reward: float = 5.0
+    step_penalty: float = 0.01
+    failure_penalty: float = 0.05
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise ValueError(f"env.split must be one of {list(SPLITS)}, got {self.split!r}")
+        for name in ("width", "height", "max_steps", "max_failures"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise ValueError(f"env.{name} must be a positive int, got {v!r}")
+
+
+def load_episodes(config: AlfredEnvConfig) -> list[dict[str, Any]]:
+    if config.data_dir is None:
+        return [make_episode(config.split, k, 0) or {} for k in range(config.num_episodes or 8)]
+    folder = Path(config.data_dir) / config.split
+    files = sorted(folder.glob("*/traj_data.json"))
+    if not files:
+        raise ValueError(f"no episodes in {folder}: write them with `vlarena data alfred --out {config.data_dir} "
+                         f"--split {config.split}`")
+    return [read_traj(f) for f in files[:config.num_episodes]]
+
+
+class AlfredVectorEnv(EpisodicVectorEnv):
+    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP}
+    action_meanings = ", ".join(f"{i} {a}" for i, a in enumerate(ACTIONS))
+
+    def __init__(self, num_envs: int = 4, config: AlfredEnvConfig | None = None, **overrides: Any):
+        config = config or AlfredEnvConfig(**overrides)
+        self.config, self.num_envs = config, num_envs
+        self.device = torch.device(config.device)
+        self.camera = Camera(config.width, config.height, config.hfov_deg)
+        self.episodes = [e for e in load_episodes(config) if e]
+        self.episode_ids = [e["task_id"] for e in self.episodes]
+        self.specs = [validate_traj(e) for e in self.episodes]
+        self.num_slots = max(len(e["scene"]["objects"]) for e in self.episodes)
+        self.single_observation_space = gym.spaces.Dict({
+            "rgb": gym.spaces.Box(0, 255, (config.height, config.width, 3), np.uint8),
+            "depth": gym.spaces.Box(0.0, 10.0, (config.height, config.width, 1), np.float32),
+            "instruction": gym.spaces.Text(INSTRUCTION_MAX_LENGTH, min_length=1, charset=INSTRUCTION_CHARSET)})
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.single_action_space = gym.spaces.Discrete(len(ACTIONS))
+        self.action_space = gym.spaces.MultiDiscrete(np.full(num_envs, len(ACTIONS)))
+        self._rng = torch.Generator().manual_seed(config.seed)
+        self._households: dict[int, Any] = {}
+        self._blocked: dict[int, torch.Tensor] = {}
+        b, dev = num_envs, self.device
+        self.ep = torch.zeros(b, dtype=torch.long, device=dev)
+        self.pose = torch.zeros(b, 4, dtype=torch.long, device=dev)  # i, j, k, h
+        self.steps = torch.zeros(b, dtype=torch.long, device=dev)
+        self.failures = torch.zeros(b, dtype=torch.long, device=dev)
+        self.cursor = torch.zeros(b, dtype=torch.long, device=dev)
+        self.on_track = torch.ones(b, dtype=torch.bool, device=dev)
+        self.satisfied = torch.zeros(b, dtype=torch.long, device=dev)
+        self._pending_reset = torch.zeros(b, dtype=torch.bool, device=dev)
+        self.world: HouseholdWorld | None = None
+        self._instructions: tuple[str, ...] = ()
+
+    # ---- episodes ------------------------------------------------------------------------------
+    def _household(self, e: int) -> Any:
+        if e not in self._households:
+            scene = self.episodes[e]["scene"]
+            self._households[e] = generate_household(scene["scene_num"], room_type=scene["room_type"])
+            motion = SceneTensors.from_scenes([self._households[e].scene])
+            self._blocked[e] = blocked_table(motion, 0, MotionConfig(turn_deg=90.0))[1]
+        return self._households[e]
+
+    def _start(self, rows: torch.Tensor, ep: torch.Tensor) -> None:
+        self.ep = torch.where(rows, ep, self.ep)
+        eps = self.ep.tolist()
+        homes = [self._household(e) for e in eps]
+        old = self.world
+        self.world = HouseholdWorld.from_types([[t for t, _ in h.slots()] for h in homes],
+                                               [[p for _, p in h.slots()] for h in homes], self.device, self.num_slots)
+        if old is not None:  # envs that go on keep their state
+            for name, value in old.__dict__.items():
+                getattr(self.world, name)[~rows] = value[~rows]
+        self.look = HouseholdLook.build(homes, self.device, self.num_slots)
+        self.renderer = Renderer(self.look.scene_tensors, RenderConfig(width=self.config.width,
+                                 height=self.camera.render_height, hfov_deg=self.config.hfov_deg))
+        r = max(t.shape[0] for t in (self._blocked[e] for e in eps))
+        c = max(t.shape[1] for t in (self._blocked[e] for e in eps))
+        self.blocked = torch.ones(self.num_envs, r, c, 4, dtype=torch.bool)
+        for i, e in enumerate(eps):
+            t = self._blocked[e]
+            self.blocked[i, :t.shape[0], :t.shape[1]] = t
+        self.blocked = self.blocked.to(self.device)
+        self.goals = TaskGoals.from_specs([self.specs[e] for e in eps], self.device)
+        starts = []
+        for e in eps:
+            init = self.episodes[e]["scene"]["init_action"]
+            starts.append([init["cell"][0], init["cell"][1], init["rotation"] // 90, HORIZONS.index(init["horizon"])])
+        start = torch.tensor(starts, dtype=torch.long, device=self.device)
+        self.pose = torch.where(rows[:, None], start, self.pose)
+        zero = torch.zeros_like(self.steps)
+        self.steps, self.failures, self.cursor = (torch.where(rows, zero, x) for x in (self.steps, self.failures,
+                                                                                       self.cursor))
+        self.on_track = self.on_track | rows
+        self.satisfied = torch.where(rows, goal_conditions(self.world, self.goals)[0], self.satisfied)
+        self._instructions = tuple(self._instruction(e) for e in eps)
+
+    def _instruction(self, e: int) -> str:
+        ann = self.episodes[e]["turk_annotations"]["anns"][e % len(self.episodes[e]["turk_annotations"]["anns"])]
+        return " ".join([ann["task_desc"], *ann["high_descs"]])
+
+    # ---- stepping ------------------------------------------------------------------------------
+    def step(self, actions: Any):
+        a = self._check_actions(actions)
+        active = ~self._pending_reset
+        if not bool(active.all()):
+            self._start(~active, self._sample_episodes())
+        expert = self._expert()
+        i, j, k, h = self.pose.unbind(1)
+        rows = torch.arange(self.num_envs, device=self.device)
+        blocked = self.blocked[rows, i.clamp(0, self.blocked.shape[1] - 1), j.clamp(0, self.blocked.shape[2] - 1), k]
+        move = (a == 1) & ~blocked
+        step = torch.tensor(STEP, device=self.device)[k]
+        i, j = i + step[:, 0] * move, j + step[:, 1] * move
+        k = (k + (a == 2).long() - (a == 3).long()) % 4
+        look_ok = ((a == 4) & (h > 0)) | ((a == 5) & (h < len(HORIZONS) - 1))
+        h = h - ((a == 4) & look_ok).long() + ((a == 5) & look_ok).long()
+        inter = a >= FIRST_INTERACTION
+        ok = torch.zeros_like(inter)
+        if bool((inter & active).any()):
+            frame = self.renderer.render(rows, self._render_pose(), outputs=("depth", "instance"))
+            act = (a - FIRST_INTERACTION).clamp(min=0)
+            target = self.look.target(frame["instance"], frame["depth"], self.camera.centre_row(self.pose[:, 3]),
+                                      self.world.allowed(act))
+            ok = self.world.interact(act, torch.where(inter & active, target, torch.full_like(target, -1)))
+        failed = active & (((a == 1) & blocked) | (((a == 4) | (a == 5)) & ~look_ok) | (inter & ~ok))
+        self.pose = torch.where(active[:, None], torch.stack([i, j, k, h], 1), self.pose)
+        self.steps += active.long()
+        self.failures += failed.long()
+        self.on_track &= ~active | (a == expert)
+        self.cursor += (active & self.on_track).long()
+        satisfied, total = goal_conditions(self.world, self.goals)
+        stop = active & (a == 0)
+        success_now = satisfied == total
+        reward = (self.config.goal_reward * (satisfied - self.satisfied) + self.config.success_reward * (stop &
+                  success_now) - self.config.step_penalty - self.config.failure_penalty * failed)
+        reward = torch.where(active, reward.float(), torch.zeros_like(reward, dtype=torch.float32))
+        self.satisfied = satisfied
+        terminated = stop
+        truncated = active & ~stop & ((self.steps >= self.config.max_steps) |
+                                      (self.failures >= self.config.max_failures))
+        done = terminated | truncated
+        info = self._info(done, success=done & success_now, failed=failed)
+        self._pending_reset = done
+        return self._observe(), reward, terminated, truncated, info
+
+    def _render_pose(self) -> torch.Tensor:
+        i, j, k, _ = self.pose.unbind(1)
+        cs = self.look.scene_tensors.cell_size
+        return torch.stack([(j.float() + 0.5) * cs, (i.float() + 0.5) * cs, k.float() * torch.pi / 2], -1)
+
+    def _expert(self) -> torch.Tensor:
+        out = []
+        for e, c, track in zip(self.ep.tolist(), self.cursor.tolist(), self.on_track.tolist(), strict=True):
+            low = self.episodes[e]["plan"]["low_actions"]
+            out.append(-1 if not track else ACTIONS.index(low[c]["api_action"]["action"]) if c < len(low) else 0)
+        return torch.tensor(out, dtype=torch.long, device=self.device)
+
+    def _observe(self) -> dict[str, Any]:
+        self.look.update(self.world)
+        self.renderer.refresh_objects()
+        frame = self.renderer.render(torch.arange(self.num_envs, device=self.device), self._render_pose(),
+                                     outputs=("rgb", "depth"))
+        top = self.camera.centre_row(self.pose[:, 3]) - self.config.height // 2
+        rows = top[:, None] + torch.arange(self.config.height, device=self.device)
+        idx = torch.arange(self.num_envs, device=self.device)[:, None]
+        return {"rgb": frame["rgb"][idx, rows], "depth": frame["depth"][idx, rows],
+                "instruction": self._instructions}
+
+    def _reset_info(self) -> dict[str, Any]:
+        return self._info(torch.zeros_like(self._pending_reset))
+
+    def _info(self, done: torch.Tensor, success: torch.Tensor | None = None,
+              failed: torch.Tensor | None = None) -> dict[str, Any]:
+        zeros = torch.zeros_like(done)
+        satisfied, total = goal_conditions(self.world, self.goals)
+        expert = self._expert()
+        return {"success": zeros if success is None else success, "failed_action": zeros if failed is None else failed,
+                "goal_conditions": satisfied, "total_goal_conditions": total, "failures": self.failures.clone(),
+                "elapsed_steps": self.steps.clone(), "episode_index": self.ep.clone(), "done": done,
+                "expert_action": expert, "expert_valid": expert >= 0}
