@@ -31,6 +31,7 @@ def test_the_expert_finishes_every_episode(env):
             break
     assert all(term and success and fails == 0 for _, term, success, fails in ended.values()), ended
     lengths = [len(env.episodes[b]["plan"]["low_actions"]) for b in range(2)]
+    assert lengths[0] != lengths[1]
     assert [ended[b][0] for b in range(2)] == lengths  # the recorded actions, then STOP
     assert (total_reward > 4).all()  # goal conditions + the success bonus outweigh the step penalties
 
@@ -58,3 +59,30 @@ def test_episodes_from_a_data_folder(tmp_path):
         AlfredVectorEnv(num_envs=1, split="valid_seen", data_dir=str(tmp_path))
     with pytest.raises(ValueError, match="env.split must be one of"):
         AlfredEnvConfig(split="val")
+
+
+def test_evaluation_scores_the_oracle_perfectly_and_random_poorly(env, tmp_path):
+    import json
+
+    from vlarena.agents.evaluate_alfred import evaluate_alfred, oracle_act, random_act
+
+    oracle = evaluate_alfred(env, oracle_act, tmp_path / "oracle", {"agent": "oracle"})
+    assert oracle["num_episodes"] == 2
+    for key in ("success_rate", "goal_condition_success", "plw_success_rate", "plw_goal_condition_success"):
+        assert oracle[key] == 1.0, key
+    rows = [json.loads(line) for line in (tmp_path / "oracle" / "episodes.jsonl").read_text().splitlines()]
+    assert [r["num_actions"] for r in rows] == [len(e["plan"]["low_actions"]) for e in env.episodes]
+    assert set(oracle["per_task_type"]) == {e["task_type"] for e in env.episodes}
+    rand = evaluate_alfred(env, random_act(seed=0), tmp_path / "random", {"agent": "random"})
+    assert rand["success_rate"] == 0.0 and rand["goal_condition_success"] < 0.5
+    assert json.loads((tmp_path / "random" / "summary.json").read_text())["agent"] == "random"
+
+
+def test_envs_that_go_on_keep_their_world_when_another_restarts(tmp_path):
+    """valid_seen episodes 0-3 on 4 envs: episode 2 ends first and restarts while episode 0's agent holds
+    the object it is about to put down (a stale drawing of the rebuilt batch once made that put fail)."""
+    from vlarena.agents.evaluate_alfred import evaluate_alfred, oracle_act
+
+    env = AlfredVectorEnv(num_envs=4, split="valid_seen", num_episodes=4)
+    summary = evaluate_alfred(env, oracle_act, tmp_path, {"agent": "oracle"})
+    assert summary["success_rate"] == 1.0 and summary["num_episodes"] == 4

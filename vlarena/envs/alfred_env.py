@@ -147,6 +147,8 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         self.look = HouseholdLook.build(homes, self.device, self.num_slots)
         self.renderer = Renderer(self.look.scene_tensors, RenderConfig(width=self.config.width,
                                  height=self.camera.render_height, hfov_deg=self.config.hfov_deg))
+        self.look.update(self.world)  # the envs that go on are drawn as they are, not as they started
+        self.renderer.refresh_objects()
         r = max(t.shape[0] for t in (self._blocked[e] for e in eps))
         c = max(t.shape[1] for t in (self._blocked[e] for e in eps))
         self.blocked = torch.ones(self.num_envs, r, c, 4, dtype=torch.bool)
