@@ -86,3 +86,25 @@ def test_envs_that_go_on_keep_their_world_when_another_restarts(tmp_path):
     env = AlfredVectorEnv(num_envs=4, split="valid_seen", num_episodes=4)
     summary = evaluate_alfred(env, oracle_act, tmp_path, {"agent": "oracle"})
     assert summary["success_rate"] == 1.0 and summary["num_episodes"] == 4
+
+
+def test_registered_single_env_passes_check_env_and_eval_cli(tmp_path, capsys):
+    import gymnasium as gym
+    from gymnasium.utils.env_checker import check_env
+
+    import vlarena.envs  # noqa: F401
+    from vlarena.cli import main
+
+    single = gym.make("vlarena/ALFRED-v0", split="valid_unseen", num_episodes=1)
+    check_env(single.unwrapped, skip_render_check=True)
+    vec = gym.make_vec("vlarena/ALFRED-v0", num_envs=2, split="valid_unseen", num_episodes=1)
+    assert vec.single_action_space.n == 13
+    out = tmp_path / "eval"
+    assert main(["eval", "env=alfred", "agent=oracle", "split=valid_unseen", "env.kwargs.num_episodes=2",
+                 "num_envs=2", f"out_dir={out}"]) == 0
+    assert "success_rate=1.000 goal_condition_success=1.000" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_:
+        main(["eval", "env=alfred", "agent=forward", "split=valid_unseen", "env.kwargs.num_episodes=1", "num_envs=1",
+              f"out_dir={out}"])
+    assert exit_.value.code == 2
+    assert "accepted are oracle, random or checkpoint" in capsys.readouterr().err

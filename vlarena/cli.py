@@ -4,7 +4,7 @@
     vlarena data generate [--seed N] [--data-dir DIR] [--no-vlnce] [--overwrite]
     vlarena data demos --out DIR [--env R2R] [--split train] [--keys rgb,...] [--set width=32 ...]
     vlarena data alfred --out DIR [--split train|valid_seen|valid_unseen|test] [--episodes N]
-    vlarena eval env=r2r|r2r_ce agent=oracle|random|forward split=val_unseen [key=value ...]   (hydra)
+    vlarena eval env=r2r|r2r_ce|alfred agent=oracle|random|forward split=val_unseen [key=value ...]   (hydra)
     vlarena train experiment=<name> | env=... policy=... agent=bc|dagger|ppo [key=value ...]   (hydra)
     vlarena quickstart [key=value ...]   (hydra: train experiment=quickstart, evaluate, floors, GIF)
 """

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from vlarena.agents.fixed import FixedAgentConfig
 
 SUMMARY_KEYS = ("success_rate", "spl", "nav_error", "oracle_success_rate", "trajectory_length", "ndtw", "sdtw",
-                "num_episodes")
+                "goal_condition_success", "plw_success_rate", "plw_goal_condition_success", "num_episodes")
 
 
 @dataclass
@@ -62,6 +62,12 @@ def run_eval(cfg: EvalConfig, out_dir: str | Path) -> dict[str, Any]:
 
     env_id = vlarena.envs.check_task(cfg.env_name)
     env = gym.make_vec(env_id, num_envs=cfg.num_envs, split=cfg.split, device=cfg.device, **cfg.env_kwargs)
+    if cfg.env_name == "ALFRED":
+        from vlarena.agents.evaluate_alfred import evaluate_alfred, fixed_alfred_agent
+
+        act = _policy_act(cfg, env) if cfg.checkpoint else fixed_alfred_agent(cfg.agent.name, cfg.agent.seed)
+        meta["agent"] = "policy" if cfg.checkpoint else cfg.agent.name
+        return evaluate_alfred(env, act, out_dir, meta)
     if cfg.checkpoint:
         act, meta["agent"], meta["checkpoint"] = _policy_act(cfg, env), "policy", str(cfg.checkpoint)
     else:

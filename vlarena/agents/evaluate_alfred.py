@@ -42,6 +42,15 @@ def random_act(seed: int = 0, stop_prob: float = 0.01, num_actions: int = 13) ->
     return act
 
 
+def fixed_alfred_agent(name: str, seed: int = 0) -> Act:
+    """`oracle` or `random` for the ALFRED-style env (the R2R agents' `forward` has no meaning here)."""
+    if name == "oracle":
+        return oracle_act
+    if name == "random":
+        return random_act(seed)
+    raise ValueError(f"agent={name} cannot run on ALFRED: accepted are oracle, random or checkpoint=<policy>")
+
+
 def evaluate_alfred(env: Any, act: Act, out_dir: str | Path, meta: dict[str, Any],
                     episode_ids: list[str] | None = None) -> dict[str, Any]:
     ids = list(episode_ids if episode_ids is not None else env.episode_ids)

@@ -14,6 +14,7 @@ TASKS = {
     "ObjectNav": ("vlarena.envs.single_env:make_objectnav", "vlarena.envs.objectnav:ObjectNavVectorEnv"),
     "R2R": ("vlarena.envs.single_env:make_r2r", "vlarena.envs.r2r_graph:R2RGraphVectorEnv"),
     "R2R-CE": ("vlarena.envs.single_env:make_r2r_ce", "vlarena.envs.r2r_ce:R2RCEVectorEnv"),
+    "ALFRED": ("vlarena.envs.single_env:make_alfred", "vlarena.envs.alfred_env:AlfredVectorEnv"),
 }
 
 # Third-party envs through adapters (vlarena.envs.adapters): single-env entry points only, so

@@ -1,8 +1,7 @@
-"""ALFRED-style household instruction following, batched: `AlfredVectorEnv` (not yet registered as
-`vlarena/ALFRED-v0`; no single-env entry point, eval integration or trained agent yet).
+"""ALFRED-style household instruction following, batched: `vlarena/ALFRED-v0` (`AlfredVectorEnv`).
 
-    env = AlfredVectorEnv(num_envs=4, data_dir="data/alfred", split="valid_unseen")   # or num_episodes=8:
-    obs, info = env.reset(seed=0)                                                     #   generated in memory
+    env = gym.make_vec("vlarena/ALFRED-v0", num_envs=4, data_dir="data/alfred", split="valid_unseen")
+    obs, info = env.reset(seed=0)          # without data_dir: num_episodes (8) generated in memory
     obs, reward, terminated, truncated, info = env.step(info["expert_action"])
 
 Actions (Discrete(13)): 0 STOP, 1 MoveAhead, 2 RotateLeft, 3 RotateRight, 4 LookUp, 5 LookDown, then
@@ -91,7 +90,7 @@ def load_episodes(config: AlfredEnvConfig) -> list[dict[str, Any]]:
 
 
 class AlfredVectorEnv(EpisodicVectorEnv):
-    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP}
+    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": ["rgb_array"]}
     action_meanings = ", ".join(f"{i} {a}" for i, a in enumerate(ACTIONS))
 
     def __init__(self, num_envs: int = 4, config: AlfredEnvConfig | None = None, **overrides: Any):
@@ -241,6 +240,9 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         idx = torch.arange(self.num_envs, device=self.device)[:, None]
         return {"rgb": frame["rgb"][idx, rows], "depth": frame["depth"][idx, rows],
                 "instruction": self._instructions}
+
+    def render(self) -> tuple[np.ndarray, ...]:
+        return tuple(self._observe()["rgb"].cpu().numpy())
 
     def _reset_info(self) -> dict[str, Any]:
         return self._info(torch.zeros_like(self._pending_reset))

@@ -83,3 +83,9 @@ def make_r2r(render_mode: str | None = None, **kwargs: Any) -> SingleNavEnv:
     from vlarena.envs.r2r_graph import R2RGraphVectorEnv
 
     return SingleNavEnv(R2RGraphVectorEnv, render_mode=render_mode, **kwargs)
+
+
+def make_alfred(render_mode: str | None = None, **kwargs: Any) -> SingleNavEnv:
+    from vlarena.envs.alfred_env import AlfredVectorEnv
+
+    return SingleNavEnv(AlfredVectorEnv, render_mode=render_mode, **kwargs)
