@@ -25,6 +25,7 @@ EXPECTED = {
     "r2r_ce_bc_ppo": ("R2R-CE", "ppo", "PPOConfig", (64, 64), "val_unseen"),  # after a BC pretrain stage
     "babyai_bc": ("BabyAI-GoToLocal", "bc", "BCConfig", (56, 56), "val"),
     "babyai_dagger": ("BabyAI-GoToLocal", "dagger", "DAggerConfig", (56, 56), "val"),
+    "alfred_bc": ("ALFRED", "bc", "BCConfig", (64, 64), "valid_unseen"),
 }
 
 

@@ -259,9 +259,13 @@ def run_train(cfg: TrainConfig, run_dir: str | Path) -> dict[str, Any]:
         act = PolicyAgent(policy, cfg.eval.deterministic).act
         if vlarena.envs.is_native(env_id):
             from vlarena.agents.evaluate import evaluate
+            from vlarena.agents.evaluate_alfred import evaluate_alfred
 
             ids = None if cfg.eval.num_episodes is None else list(eval_env.episode_ids)[:cfg.eval.num_episodes]
-            result["eval"] = evaluate(eval_env, act, out, meta, progress=agent.progress, episode_ids=ids)
+            if env_id == "vlarena/ALFRED-v0":
+                result["eval"] = evaluate_alfred(eval_env, act, out, meta, episode_ids=ids)
+            else:
+                result["eval"] = evaluate(eval_env, act, out, meta, progress=agent.progress, episode_ids=ids)
         else:
             from vlarena.agents.evaluate_gym import evaluate_seeds
 
