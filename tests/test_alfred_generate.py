@@ -44,3 +44,12 @@ def test_the_data_command_writes_a_split(tmp_path, capsys):
     assert read_traj(tmp_path / "test" / "trial_test_00000" / "traj_data.json")["split"] == "test"
     assert main(["data", "alfred", "--out", str(tmp_path), "--split", "val"]) == 2
     assert "split must be one of" in capsys.readouterr().err
+
+
+def test_a_scene_that_allows_no_task_gives_no_episode():
+    from vlarena.datasets.alfred.sample import feasible_task_types
+    from vlarena.envs.household.generate import make_episode
+
+    hs = generate_household(35, room_type="bathroom")  # soap on every receptacle: nowhere new to put it
+    assert feasible_task_types(hs) == []
+    assert make_episode("train", 35) is None

@@ -79,8 +79,8 @@ class AlfredEnvConfig:
 
 
 def load_episodes(config: AlfredEnvConfig) -> list[dict[str, Any]]:
-    if config.data_dir is None:
-        return [make_episode(config.split, k, 0) or {} for k in range(config.num_episodes or 8)]
+    if config.data_dir is None:  # episodes whose scene holds no task the expert finishes are left out
+        return [make_episode(config.split, k) or {} for k in range(config.num_episodes or 8)]
     folder = Path(config.data_dir) / config.split
     files = sorted(folder.glob("*/traj_data.json"))
     if not files:

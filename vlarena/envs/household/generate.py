@@ -46,7 +46,7 @@ def make_episode(split: str, k: int, scene_offset: int = 0) -> dict | None:
     free, _ = blocked_table(SceneTensors.from_scenes([hs.scene]), 0, MotionConfig(turn_deg=90.0))
     cells = free.nonzero()
     kinds = feasible_task_types(hs)
-    for _ in range(TASK_TRIES):
+    for _ in range(TASK_TRIES if kinds else 0):
         spec = sample_task(hs, rng, kinds[int(rng.integers(len(kinds)))])
         c = cells[int(rng.integers(len(cells)))]
         start = (int(c[0]), int(c[1]), int(rng.integers(4)), START_HORIZON)
