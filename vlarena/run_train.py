@@ -252,6 +252,9 @@ def run_train(cfg: TrainConfig, run_dir: str | Path) -> dict[str, Any]:
         if rank == 0:
             write_json(Path(run_dir) / "distributed.json",
                        {"world_size": world, "max_weight_diff": result["max_weight_diff"]}, indent=1)
+        import torch.distributed as dist
+
+        dist.destroy_process_group()  # before exit: a live gloo group could abort the process as it ends
     if cfg.eval.enabled and rank == 0:
         eval_env = make_env(cfg, cfg.eval.split, cfg.eval.num_envs, device)
         out = Path(run_dir) / f"eval_{cfg.eval.split}"
