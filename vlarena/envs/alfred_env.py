@@ -41,7 +41,7 @@ from vlarena.envs.episodic import EpisodicVectorEnv
 from vlarena.envs.household.appearance import HouseholdLook
 from vlarena.envs.household.generate import make_episode
 from vlarena.envs.household.goals import TaskGoals, goal_conditions
-from vlarena.envs.household.navigate import HORIZONS, STEP, Camera, blocked_table
+from vlarena.envs.household.navigate import HORIZONS, STEP, Camera, blocked_table, pose_tensor
 from vlarena.envs.household.world import INTERACTIONS, HouseholdWorld
 from vlarena.envs.motion import MotionConfig
 from vlarena.envs.nav_env import INSTRUCTION_CHARSET, INSTRUCTION_MAX_LENGTH
@@ -110,6 +110,7 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         self.single_action_space = gym.spaces.Discrete(len(ACTIONS))
         self.action_space = gym.spaces.MultiDiscrete(np.full(num_envs, len(ACTIONS)))
         self._rng = torch.Generator().manual_seed(config.seed)
+        self._moves = torch.tensor(STEP, device=self.device)  # (di, dj) of MoveAhead per heading
         self._households: dict[int, Any] = {}
         self._blocked: dict[int, torch.Tensor] = {}
         b, dev = num_envs, self.device
@@ -179,12 +180,12 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         active = ~self._pending_reset
         if not bool(active.all()):
             self._start(~active, self._sample_episodes())
-        expert = self._expert()
+        expert = self._expert_now  # what _info said for this step (rows just reset are inactive: ignored)
         i, j, k, h = self.pose.unbind(1)
         rows = torch.arange(self.num_envs, device=self.device)
         blocked = self.blocked[rows, i.clamp(0, self.blocked.shape[1] - 1), j.clamp(0, self.blocked.shape[2] - 1), k]
         move = (a == 1) & ~blocked
-        step = torch.tensor(STEP, device=self.device)[k]
+        step = self._moves[k]
         i, j = i + step[:, 0] * move, j + step[:, 1] * move
         k = (k + (a == 2).long() - (a == 3).long()) % 4
         look_ok = ((a == 4) & (h > 0)) | ((a == 5) & (h < len(HORIZONS) - 1))
@@ -220,8 +221,7 @@ class AlfredVectorEnv(EpisodicVectorEnv):
 
     def _render_pose(self) -> torch.Tensor:
         i, j, k, _ = self.pose.unbind(1)
-        cs = self.look.scene_tensors.cell_size
-        return torch.stack([(j.float() + 0.5) * cs, (i.float() + 0.5) * cs, k.float() * torch.pi / 2], -1)
+        return pose_tensor(i, j, k, self.look.scene_tensors.cell_size)
 
     def _expert(self) -> torch.Tensor:
         out = []
@@ -251,7 +251,7 @@ class AlfredVectorEnv(EpisodicVectorEnv):
               failed: torch.Tensor | None = None) -> dict[str, Any]:
         zeros = torch.zeros_like(done)
         satisfied, total = goal_conditions(self.world, self.goals)
-        expert = self._expert()
+        expert = self._expert_now = self._expert()
         return {"success": zeros if success is None else success, "failed_action": zeros if failed is None else failed,
                 "goal_conditions": satisfied, "total_goal_conditions": total, "failures": self.failures.clone(),
                 "elapsed_steps": self.steps.clone(), "episode_index": self.ep.clone(), "done": done,
