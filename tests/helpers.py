@@ -24,3 +24,9 @@ def box_room(width_m: float = 4.0, depth_m: float = 4.0, objects: list[dict] | N
             z_range=tuple(o.get("z_range", (0.0, 1.0))), room=0))
     return Scene("test_room", 0, cell_size, 2.7, cells, room_ids, [Room(0, room_type, (1, 1, rows - 1, cols - 1))],
                  [], objs)
+
+
+# a tiny generated R2R dataset (seconds to generate) and a ViT for its 4 x 16x16 panoramas
+TINY_R2R = {"scenes": {"seen": 2, "val_unseen": 1, "test": 1},
+            "paths_per_scene": {"train": 6, "val_seen": 3, "val_unseen": 6, "test": 4}}
+TINY_PANORAMA_VIT = {"image_size": [16, 64], "patch_size": 8, "width": 32, "depth": 1, "heads": 2}

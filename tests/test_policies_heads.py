@@ -96,3 +96,44 @@ def test_value_head_and_init():
 def test_unsupported_action_space_is_named(space):
     with pytest.raises(ValueError, match=r"(?s)unsupported action space .*accepted are Discrete, MultiDiscrete"):
         build_action_head(space, F)
+
+
+def test_diffusion_head_clones_instruction_dependent_box_actions(tmp_path):
+    """A VLA policy with the diffusion head, trained through evaluate_actions (the BC loss), then sampled by DDIM."""
+    from tests.policy_helpers import TEXTS, make_obs, obs_space, tiny_config
+    from vlarena.agents.ppo import PPOConfig, PPOTrainer
+    from vlarena.policies import VLAPolicy
+
+    torch.manual_seed(0)
+    space = gym.spaces.Box(-2.0, 2.0, (2,), np.float32)
+    policy = VLAPolicy(tiny_config(action_head="diffusion", memory={"kind": "none"}), obs_space(), space)
+    target = torch.tensor([[-1.5, 0.5], [1.0, -1.0], [0.2, 1.8], [-0.8, -1.6]])  # one per instruction in TEXTS
+    many = {k: v.repeat(16, *([1] * (v.dim() - 1))) if isinstance(v, torch.Tensor) else v * 16
+            for k, v in make_obs(4).items()}  # 16 noise draws per frame and step
+    obs = {k: v[:4] for k, v in many.items()}
+    assert list(obs["instruction"]) == list(TEXTS) and len(many["instruction"]) == 64
+    opt = torch.optim.Adam(policy.parameters(), lr=3e-3)
+    state = policy.initial_state(4)
+    for _ in range(300):
+        log_prob, entropy, _ = policy.evaluate_actions(many, target.repeat(16, 1), policy.initial_state(64),
+                                                       torch.ones(1, 64))
+        loss = -log_prob.mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert entropy.abs().sum() == 0
+    action, log_prob, _, _ = policy.act(obs, state, deterministic=True)
+    assert action.shape == (4, 2) and bool((action.abs() <= 2.0).all())
+    assert (action - target).abs().max().item() < 0.25, action
+    again, _, _, _ = policy.act(obs, state, deterministic=True)
+    torch.testing.assert_close(again, action)  # deterministic: DDIM from zero noise
+    policy.save_pretrained(tmp_path / "p")
+    torch.testing.assert_close(VLAPolicy.from_pretrained(tmp_path / "p").act(obs, state, deterministic=True)[0], action)
+    with pytest.raises(ValueError, match="bounded Box"):
+        VLAPolicy(tiny_config(action_head="diffusion"), obs_space(), gym.spaces.Box(-np.inf, np.inf, (2,)))
+
+    class Env:
+        num_envs, device = 4, "cpu"
+
+    with pytest.raises(ValueError, match="PPO needs action log-probs"):
+        PPOTrainer(policy, Env(), PPOConfig(progress=False, tensorboard=False), tmp_path / "ppo")

@@ -6,6 +6,8 @@
     vlarena data alfred --out DIR [--split train|valid_seen|valid_unseen|test] [--episodes N]
     vlarena eval env=r2r|r2r_ce|alfred agent=oracle|random|forward split=val_unseen [key=value ...]   (hydra)
     vlarena train experiment=<name> | env=... policy=... agent=bc|dagger|ppo [key=value ...]   (hydra)
+    vlarena pretrain method=clip|mae|moco|vqvae [key=value ...]   (hydra: an encoder for policy.vision.weights)
+    vlarena speaker --out DIR [--encoder PATH]   (speaker-augmented R2R train split: env.kwargs.dataset.data_dir=DIR)
     vlarena quickstart [key=value ...]   (hydra: train experiment=quickstart, evaluate, floors, GIF)
 """
 
@@ -74,6 +76,30 @@ def _alfred(argv: list[str]) -> int:
     return 0
 
 
+def _speaker(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="vlarena speaker", description="Train a speaker on R2R's train paths and "
+                                     "write a copy of the dataset whose train split gains new paths with speaker "
+                                     "instructions (vlarena/agents/speaker_aug.py).")
+    parser.add_argument("--out", required=True, help="a data dir: train with env.kwargs.dataset.data_dir=OUT")
+    parser.add_argument("--encoder", help="a ViT from `vlarena pretrain` (<run>/encoder.safetensors)")
+    parser.add_argument("--data-dir", help="where the source dataset is (default $VLARENA_DATA_DIR or ~/.cache)")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--new-paths-per-scene", type=int, default=30)
+    parser.add_argument("--temperature", type=float, default=0.7)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    from vlarena.agents.speaker_aug import SpeakerAugConfig, run_speaker_augmentation
+
+    summary = run_speaker_augmentation(SpeakerAugConfig(
+        out=args.out, encoder=args.encoder, dataset={"data_dir": args.data_dir} if args.data_dir else {},
+        epochs=args.epochs, new_paths_per_scene=args.new_paths_per_scene, temperature=args.temperature,
+        seed=args.seed, device=args.device))
+    for key, value in summary.items():
+        print(f"{key}: {value}")
+    return 0
+
+
 def _env_setting(text: str) -> tuple[str, object]:
     import yaml
 
@@ -129,7 +155,8 @@ def _hydra(name: str, *defaults: str):
 
 
 COMMANDS = {"demo": _demo, "data": _data, "eval": _hydra("eval"), "train": _hydra("train"),
-            "quickstart": _hydra("quickstart", "experiment=quickstart")}
+            "quickstart": _hydra("quickstart", "experiment=quickstart"), "pretrain": _hydra("pretrain"),
+            "speaker": _speaker}
 
 
 def main(argv: list[str] | None = None) -> int:

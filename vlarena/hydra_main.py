@@ -172,6 +172,28 @@ def quickstart_main(cfg: DictConfig) -> None:
     _run_training("quickstart", run_quickstart, cfg, also=(ValueError,))
 
 
+@hydra.main(config_path="configs", config_name="pretrain", version_base="1.3")
+def pretrain_main(cfg: DictConfig) -> None:
+    """`vlarena pretrain method=clip|mae|moco|vqvae` (vlarena/agents/pretrain.py)."""
+    from vlarena.agents.pretrain import PretrainConfig, run_pretrain
+
+    raw = OmegaConf.to_container(cfg, resolve=True)
+    out = Path(raw.pop("run_dir", None) or HydraConfig.get().runtime.output_dir)
+    try:
+        config = PretrainConfig(**raw)
+    except (TypeError, ValueError) as e:
+        _fail("pretrain", e)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    try:
+        summary = run_pretrain(config, out)
+    except (FloatingPointError, ValueError) as e:
+        _fail("pretrain", e)
+    print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()
+                   if k not in ("vision", "encoder")))
+    print(f"wrote {summary['encoder']}: load it with policy.vision.weights={summary['encoder']}")
+
+
 def _fail(command: str, error: BaseException) -> None:
     print(f"vlarena {command}: error: {error}", file=sys.stderr)
     raise SystemExit(2) from None

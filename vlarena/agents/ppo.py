@@ -21,6 +21,9 @@ Each update (cleanrl's ppo.py, with sequences and masks for the GRU):
        stopping the epochs early when approx_kl > target_kl (if set)
     4. the learning rate decays linearly to lr * lr_final_fraction over the run
 
+Auxiliary loss (`aux: cpca | mae`, agents/aux_losses.py): aux_coef times CPC|A's or MAE's loss on each
+minibatch is added to the loss above (not during the value warm-up); its module trains with the policy.
+
 Value warm-up (`value_warmup` updates, 0 by default): a policy fine-tuned from imitation starts with an
 untrained value head, so its first advantages are noise that pushes the policy off its imitation start.
 During the first `value_warmup` updates the loss is vf_coef * L_value and only the value head's
@@ -40,6 +43,7 @@ from typing import Any
 
 import torch
 
+from vlarena.agents.aux_losses import AUX_KINDS, build_aux
 from vlarena.agents.rollout import explained_variance, masked_mean
 from vlarena.agents.trainer import AgentConfig, Trainer, mean_over_ranks
 
@@ -59,6 +63,9 @@ class PPOConfig(AgentConfig):
     kl_coef: float = 0.0  # > 0: KL penalty towards the reference policy
     reference: str | None = None  # a saved policy directory (save_pretrained); needed when kl_coef > 0
     value_warmup: int = 0  # first updates that train only the value head (see the module doc)
+    aux: str = "none"  # an auxiliary loss: none | cpca | mae (agents/aux_losses.py)
+    aux_coef: float = 0.1
+    aux_steps: int = 4  # CPC|A's k: frames predicted ahead
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -71,7 +78,11 @@ class PPOConfig(AgentConfig):
                 raise ValueError(f"agent.{name} must be a positive int, got {value!r}")
         if not isinstance(self.value_warmup, int) or isinstance(self.value_warmup, bool) or self.value_warmup < 0:
             raise ValueError(f"agent.value_warmup must be an int >= 0 (updates), got {self.value_warmup!r}")
-        for name in ("clip_coef", "vf_coef", "ent_coef", "kl_coef"):
+        if self.aux not in AUX_KINDS:
+            raise ValueError(f"agent.aux must be one of {list(AUX_KINDS)}, got {self.aux!r}")
+        if not isinstance(self.aux_steps, int) or isinstance(self.aux_steps, bool) or self.aux_steps < 1:
+            raise ValueError(f"agent.aux_steps must be a positive int, got {self.aux_steps!r}")
+        for name in ("clip_coef", "vf_coef", "ent_coef", "kl_coef", "aux_coef"):
             if getattr(self, name) < 0:
                 raise ValueError(f"agent.{name} must be >= 0, got {getattr(self, name)}")
         if self.target_kl is not None and self.target_kl <= 0:
@@ -126,7 +137,11 @@ class PPOTrainer(Trainer):
 
     def __init__(self, policy: torch.nn.Module, env: Any, config: PPOConfig, run_dir: str | Path,
                  reference: torch.nn.Module | None = None):
+        self.aux = build_aux(config.aux, policy, config.aux_steps)
         super().__init__(policy, env, config, run_dir)
+        if not getattr(getattr(policy, "action_head", None), "has_likelihood", True):
+            raise ValueError(f"PPO needs action log-probs; the policy's {type(policy.action_head).__name__} has none "
+                             f"(a diffusion head trains by imitation: agent=bc or agent=dagger)")
         if config.value_warmup and not isinstance(getattr(policy, "value_head", None), torch.nn.Module):
             raise ValueError(f"agent.value_warmup needs a policy with a `value_head` module; "
                              f"{type(policy).__name__} has none")
@@ -141,6 +156,22 @@ class PPOTrainer(Trainer):
         if reference is not None and config.kl_coef > 0:
             self.reference = reference.to(self.device).eval().requires_grad_(False)
         self.ref_state: torch.Tensor | None = None
+
+    def auxiliary_parameters(self) -> list[torch.nn.Parameter]:
+        return [] if self.aux is None else list(self.aux.to(self.device).parameters())
+
+    def checkpoint_extra(self) -> dict[str, Any]:
+        return {} if self.aux is None else {"aux": self.aux.state_dict()}
+
+    def restore_extra(self, extra: dict[str, Any], path: Path) -> None:
+        if self.aux is None:
+            return
+        if "aux" not in extra:
+            from vlarena.agents.checkpoint import CheckpointError
+
+            raise CheckpointError(f"{path} holds no auxiliary-loss weights but agent.aux is {self.config.aux!r}: "
+                                  f"resume with the agent config the run started with")
+        self.aux.load_state_dict(extra["aux"])
 
     def setup(self) -> None:
         super().setup()
@@ -184,24 +215,37 @@ class PPOTrainer(Trainer):
         cfg, storage, policy = self.config, self.storage, self.policy
         assert storage is not None
         stats: dict[str, list[torch.Tensor]] = {k: [] for k in (
-            "policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac", "grad_norm")}
+            "policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac", "grad_norm",
+            *(("aux_loss",) if self.aux is not None else ()))}
         warmup = self.counters["update"] < cfg.value_warmup
         only = list(policy.value_head.parameters()) if warmup else None
         for _ in range(cfg.update_epochs):
             for mb in storage.minibatches(cfg.num_minibatches, self.generator):
                 with self.autocast():
-                    log_prob, entropy, value = policy.evaluate_actions(mb.obs, mb.actions, mb.state0, mb.masks)
+                    if self.aux is not None and self.aux.needs_features:
+                        log_prob, entropy, value, features = policy.evaluate_actions(
+                            mb.obs, mb.actions, mb.state0, mb.masks, return_features=True)
+                    else:
+                        log_prob, entropy, value = policy.evaluate_actions(mb.obs, mb.actions, mb.state0, mb.masks)
+                        features = None
                 out = ppo_loss(log_prob.float(), mb.flat(mb.log_probs), mb.flat(mb.advantages), value.float(),
                                mb.flat(mb.values), mb.flat(mb.returns), entropy.float(), mb.flat(mb.valid),
                                cfg.clip_coef, cfg.clip_vloss, cfg.norm_adv)
                 loss = cfg.vf_coef * out.value_loss
                 if not warmup:
                     loss = loss + out.policy_loss - cfg.ent_coef * out.entropy
+                if self.aux is not None and not warmup:
+                    with self.autocast():
+                        aux_loss = self.aux(mb, features).float()
+                    loss = loss + cfg.aux_coef * aux_loss
+                    stats["aux_loss"].append(aux_loss.detach())
                 grad_norm = self.optimizer_step(loss, only=only)
                 for key in stats:
-                    stats[key].append((grad_norm if key == "grad_norm" else getattr(out, key)).detach().float())
+                    if key != "aux_loss":
+                        stats[key].append((grad_norm if key == "grad_norm" else getattr(out, key)).detach().float())
             if cfg.target_kl is not None and float(mean_over_ranks(stats["approx_kl"][-1])) > cfg.target_kl:
                 break  # cleanrl's rule (the last minibatch's approx_kl), agreed over ranks
+        stats = {k: v for k, v in stats.items() if v}  # aux_loss stays empty during the value warm-up
         means = torch.stack([torch.stack(v).mean() for v in stats.values()]).tolist()
         metrics = {f"train/{k}": v for k, v in zip(stats, means, strict=True)}
         metrics["train/loss"] = (metrics["train/policy_loss"] + cfg.vf_coef * metrics["train/value_loss"]

@@ -142,6 +142,7 @@ class Trainer:
         self.params = [p for p in self.policy.parameters() if p.requires_grad]
         if not self.params:
             raise ValueError("the policy has no trainable parameters")
+        self.params += [p for p in self.auxiliary_parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(self.params, lr=config.lr, eps=config.adam_eps,
                                           weight_decay=config.weight_decay)
         self.scheduler = LambdaLR(self.optimizer, LinearSchedule(self.num_updates, config.lr_final_fraction,
@@ -156,6 +157,10 @@ class Trainer:
     # ---- for subclasses ------------------------------------------------------------------------
     def iteration(self) -> dict[str, float]:
         raise NotImplementedError
+
+    def auxiliary_parameters(self) -> list[torch.nn.Parameter]:
+        """Parameters trained beside the policy's (an auxiliary loss's head); on the trainer's device."""
+        return []
 
     def generators(self) -> dict[str, torch.Generator]:
         """Generators saved in checkpoints beside the global RNGs (subclasses add theirs)."""
@@ -258,7 +263,14 @@ class Trainer:
             return None
         return save_checkpoint(self.run_dir, self.policy, self.optimizer, self.scheduler, self.counters,
                                rng=self.generators(), keep=self.config.keep_checkpoints,
-                               extra={"agent": self.name})
+                               extra={"agent": self.name, **self.checkpoint_extra()})
+
+    def checkpoint_extra(self) -> dict[str, Any]:
+        """More weights_only-safe entries for the checkpoint (an auxiliary module's weights, say)."""
+        return {}
+
+    def restore_extra(self, extra: dict[str, Any], path: Path) -> None:
+        """Read back what `checkpoint_extra` saved, on resume."""
 
     def _resume(self) -> int:
         """Restore the latest checkpoint; returns its step (-1 when the run has none: start over, drop old logs)."""
@@ -268,6 +280,7 @@ class Trainer:
                 tqdm.write(f"{self.name}: resume=true but {self.run_dir} has no checkpoint yet: starting from update 0")
             return -1
         self.counters.update({k: int(v) for k, v in ckpt.counters.items() if k in self.counters})
+        self.restore_extra(ckpt.state.get("extra", {}), ckpt.path)
         if self.main:
             tqdm.write(f"{self.name}: resumed from {ckpt.path} at update {self.counters['update']}, "
                        f"step {self.counters['step']}")

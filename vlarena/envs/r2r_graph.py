@@ -78,6 +78,21 @@ class R2RGraphConfig:
                             camera_height=self.camera_height, max_depth=self.max_depth, compile=self.compile)
 
 
+def panorama_poses(xy: torch.Tensor, heading: torch.Tensor, views: int) -> torch.Tensor:
+    """Render poses (B * K, 3) of K views around each (x, y) (B, 2), centred on `heading` (B,), left to right."""
+    b, k = xy.shape[0], views
+    offsets = (k / 2 - 0.5 - torch.arange(k, device=xy.device)) * (2 * math.pi / k)
+    pose = torch.cat([xy[:, None, :].expand(b, k, 2), (heading[:, None] + offsets)[..., None]], dim=-1)
+    return pose.reshape(b * k, 3)
+
+
+def stitch_panorama(views: torch.Tensor, k: int) -> torch.Tensor:
+    """K renders per agent (B * K, H, W, ...) -> one strip (B, H, K * W, ...), left to right."""
+    bk, h, w = views.shape[:3]
+    rest = views.shape[3:]
+    return views.view(bk // k, k, h, w, *rest).transpose(1, 2).reshape(bk // k, h, k * w, *rest)
+
+
 class R2RGraphVectorEnv(EpisodicVectorEnv):
     """Native batched R2R graph env: torch tensors on `config.device`, B episodes at once."""
 
@@ -210,14 +225,11 @@ class R2RGraphVectorEnv(EpisodicVectorEnv):
         return self._cand.clone()
 
     def _observe(self) -> dict[str, Any]:
-        cfg, b, k = self.config, self.num_envs, self.config.views
+        k = self.config.views
         t, s = self.tables, self.scene_idx
-        offsets = (k / 2 - 0.5 - torch.arange(k, device=self.device)) * (2 * math.pi / k)  # left to right
-        xy = t.positions[s, self.vp, :2]
-        pose = torch.cat([xy[:, None, :].expand(b, k, 2), (self.heading[:, None] + offsets)[..., None]], dim=-1)
-        out = self.renderer.render(s.repeat_interleave(k), pose.reshape(b * k, 3), outputs=("rgb", "depth"))
-        rgb = out["rgb"].view(b, k, cfg.height, cfg.width, 3).permute(0, 2, 1, 3, 4).reshape(b, cfg.height, -1, 3)
-        depth = out["depth"].view(b, k, cfg.height, cfg.width, 1).permute(0, 2, 1, 3, 4).reshape(b, cfg.height, -1, 1)
+        pose = panorama_poses(t.positions[s, self.vp, :2], self.heading, k)
+        out = self.renderer.render(s.repeat_interleave(k), pose, outputs=("rgb", "depth"))
+        rgb, depth = stitch_panorama(out["rgb"], k), stitch_panorama(out["depth"], k)
         return {"rgb": rgb, "depth": depth, "instruction": self._instructions, "candidates": self._cand_feats.clone(),
                 "candidate_mask": (self._cand >= 0).to(torch.int8), "last_move": self.last_move.clone()}
 

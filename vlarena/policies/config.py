@@ -18,6 +18,7 @@ FUSION_KINDS = ("cross_attention", "film")
 FUSION_POOLS = ("mean", "flatten")
 MEMORY_KINDS = ("gru", "none")
 CANDIDATE_HEADS = ("score", "linear")
+ACTION_HEADS = ("auto", "diffusion")
 
 
 def _positive_int(section: str, name: str, value: Any) -> None:
@@ -198,11 +199,17 @@ class PolicyConfig:
     candidates: CandidateConfig = field(default_factory=CandidateConfig)
     freeze_vision: bool = False
     init_log_std: float = 0.0  # diagonal Gaussian head (Box actions)
+    # "auto": the head of the action space (categorical / Gaussian ...); "diffusion": a DDIM-sampled diffusion
+    # head for bounded Box actions (imitation only, diffusion_head.py), `ddim_steps` denoising steps per action
+    action_head: str = "auto"
+    ddim_steps: int = 10
     # flat float Box observations (LeRobot's observation.state, habitat's GPS+compass, R2R's last_move), each
     # (B, D_k): concatenated, projected and added to the fused features before the memory
     state_keys: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        _choice("policy", "action_head", self.action_head, ACTION_HEADS)
+        _positive_int("policy", "ddim_steps", self.ddim_steps)
         if isinstance(self.state_keys, str) or not all(isinstance(k, str) for k in self.state_keys):
             raise ValueError(f"policy.state_keys must be a list of observation key names, got {self.state_keys!r}")
         self.state_keys = list(self.state_keys)
@@ -220,7 +227,13 @@ class PolicyConfig:
         if name not in PRESETS:
             raise ValueError(f"unknown policy preset {name!r}: accepted are {sorted(PRESETS)}")
         data = PRESETS[name]()
-        return cls.from_dict({**data.to_dict(), **overrides}) if overrides else data
+        if not overrides:
+            return data
+        merged = data.to_dict()
+        for key, value in overrides.items():  # a section given as a dict overrides the preset's fields one by one
+            merged[key] = {**merged[key], **value} if isinstance(value, dict) and isinstance(merged.get(key), dict) \
+                else value
+        return cls.from_dict(merged)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

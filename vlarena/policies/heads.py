@@ -17,6 +17,7 @@ entropy. Every row must allow at least one action. Candidate actions (candidates
 | MultiDiscrete(nvec, start) (1-D) | MultiCategoricalHead (independent, log-probs summed) | int64 (B, k) |
 | Discrete(1 + C) with candidates (candidates.py) | CandidateScoringHead (features (B, 1 + C, D): state + candidate encodings) | int64 (B,) |
 | Box(shape) float | DiagGaussianHead (state-independent log std; unbounded: clip to the bounds in the env or wrapper, as SB3) | float32 (B, *shape) |
+| bounded Box, with `policy.action_head: diffusion` | DiffusionPolicyHead (diffusion_head.py: DDIM samples, imitation only) | float32 (B, *shape) |
 """
 
 from __future__ import annotations

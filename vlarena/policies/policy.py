@@ -71,6 +71,7 @@ from vlarena.policies.checkpoint import (
     write_json,
 )
 from vlarena.policies.config import PolicyConfig
+from vlarena.policies.diffusion_head import DiffusionPolicyHead
 from vlarena.policies.fusion import Fusion
 from vlarena.policies.heads import ValueHead, build_action_head
 from vlarena.policies.language import LanguageEncoder, resolve_backbone
@@ -110,7 +111,9 @@ class VLAPolicy(nn.Module):
         dim = self.memory.out_dim
         self.candidates = None if self.candidate_spec is None else CandidateEncoder(
             self.candidate_spec, dim, config.candidates, self.vision.out_dim, self.language.out_dim)
-        if self.candidate_spec is not None and config.candidates.head == "score":
+        if config.action_head == "diffusion":
+            self.action_head = DiffusionPolicyHead(dim, action_space, config.ddim_steps)
+        elif self.candidate_spec is not None and config.candidates.head == "score":
             self.action_head = CandidateScoringHead(dim, self.candidate_spec.num)
         else:
             self.action_head = build_action_head(action_space, dim, config.init_log_std)
@@ -227,9 +230,11 @@ class VLAPolicy(nn.Module):
         features, _, action_mask, state = self._step(obs, state, masks)
         return self.action_head.log_prob(features, self._to_device(actions), action_mask), state
 
-    def evaluate_actions(self, obs: Obs, actions: torch.Tensor, state: torch.Tensor,
-                         masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(log_prob, entropy, value), each flat (T * B,), of `actions` over a (T, B) rollout."""
+    def evaluate_actions(self, obs: Obs, actions: torch.Tensor, state: torch.Tensor, masks: torch.Tensor,
+                         return_features: bool = False) -> tuple[torch.Tensor, ...]:
+        """(log_prob, entropy, value), each flat (T * B,), of `actions` over a (T, B) rollout. With
+        `return_features`, a 4th item: {"belief": memory outputs (T, B, H), "vision": pooled ViT tokens (T, B, D)}
+        (the inputs of auxiliary losses such as CPC|A)."""
         if not isinstance(masks, torch.Tensor) or masks.dim() != 2:
             raise ValueError(f"masks must be a tensor (T, B), got {getattr(masks, 'shape', type(masks).__name__)}")
         t, b = masks.shape
@@ -239,7 +244,10 @@ class VLAPolicy(nn.Module):
         out, _ = self.memory.sequence(features.view(t, b, -1), self._to_device(state), self._to_device(masks))
         features, value_features, action_mask = self._heads_input(out.reshape(t * b, -1), cands, context)
         log_prob, entropy = self.action_head.evaluate(features, self._to_device(actions), action_mask)
-        return log_prob, entropy, self.value_head(value_features)
+        if not return_features:
+            return log_prob, entropy, self.value_head(value_features)
+        extras = {"belief": out.reshape(t, b, -1), "vision": context["vision"].mean(dim=1).view(t, b, -1)}
+        return log_prob, entropy, self.value_head(value_features), extras
 
     # ---- checkpoints -----------------------------------------------------------------------------
     def _saves_language_backbone(self) -> bool:

@@ -151,12 +151,19 @@ class VisionEncoder(nn.Module):
                               antialias=bool(x.shape[-2] > h or x.shape[-1] > w))
         return x
 
-    def forward_pixels(self, x: torch.Tensor) -> torch.Tensor:
-        """Tokens (B, N, width) of normalised pixels (B, C, *image_hw)."""
-        x = self.patch_embed(x).flatten(2).transpose(1, 2) + self.pos_embed
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Patch embeddings plus position embeddings (B, N, width) of normalised pixels (B, C, *image_hw)."""
+        return self.patch_embed(x).flatten(2).transpose(1, 2) + self.pos_embed
+
+    def encode_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """The transformer over embedded tokens (B, n, width), any subset of the grid (MAE encodes the visible ones)."""
         for block in self.blocks:
             x = block(x)
         return self.norm(x)
+
+    def forward_pixels(self, x: torch.Tensor) -> torch.Tensor:
+        """Tokens (B, N, width) of normalised pixels (B, C, *image_hw)."""
+        return self.encode_tokens(self.embed(x))
 
     def forward(self, rgb: torch.Tensor, depth: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(tokens (B, N, width), pooled (B, width)) of raw observations."""
