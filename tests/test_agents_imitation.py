@@ -77,6 +77,30 @@ def test_dagger_beta_one_executes_the_expert_and_mixes_in_between(tmp_path):
     assert 0.3 < half < 0.7
 
 
+class PartlyUnlabelled(ScriptedEnv):
+    """The expert has no answer (-1) in env 0."""
+
+    def _info(self, success):
+        info = super()._info(success)
+        info["expert_action"][0] = -1
+        return info
+
+
+def test_unlabelled_states_run_the_student_and_stay_out_of_the_loss(tmp_path):
+    env = PartlyUnlabelled(lengths=[3, 4, 5, 6], good_action=3)
+    policy = tiny_policy(env)
+    trainer = DAggerTrainer(policy, env, DAggerConfig(total_steps=64, num_steps=8, **QUIET), tmp_path)
+    trainer.setup()
+    stats = trainer.collect(beta=1.0)
+    valid = trainer.storage.valid
+    share = float(valid[:, 1:].sum() / valid.sum())  # the valid steps of envs 1-3
+    assert stats["train/labelled"] == pytest.approx(share) and stats["train/expert_executed"] == pytest.approx(share)
+    received = torch.stack(env.received)
+    assert bool((received[:, 1:] == 3).all()) and bool((received[:, 0] >= 0).all())  # env 0: the student's
+    assert bool((trainer.storage.expert_actions[:, 0] == -1).all())
+    assert math.isfinite(trainer.learn()["train/loss"])  # -1 never reaches the log-prob (it would raise)
+
+
 def expert_demos(policy, steps=40):
     """Fixed demonstrations: the expert on the 4 episodes from their starts (then autoreset), as one batch."""
     env = ObjectNavVectorEnv(num_envs=4, max_episode_steps=60, **OBJECTNAV)

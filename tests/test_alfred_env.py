@@ -43,12 +43,38 @@ def test_failed_actions_change_nothing_count_and_end_the_episode(env):
     for n in range(1, 11):
         obs, reward, terminated, truncated, info = env.step(torch.full((2,), slice_))
         assert info["failed_action"].all() and info["failures"].tolist() == [n, n]
-        assert not info["expert_valid"].any()  # off the expert's track
+        assert info["expert_valid"].all()  # a failed action changes nothing: the plan still holds
     assert truncated.all() and not terminated.any() and not info["success"].any()
     for k, v in before.items():
         assert torch.equal(getattr(env.world, k), v), k
     with pytest.raises(ValueError, match=r"action 13 of env 0 is outside the action space"):
         env.step(torch.tensor([13, 0]))
+
+
+def test_the_expert_recovers_from_wandering_and_gives_up_after_an_unplanned_interaction(env):
+    """From wherever random navigation leaves the agent the expert still finishes the task; after an
+    interaction the plan did not ask for (one that changed the world) the expert has no answer."""
+    g = torch.Generator().manual_seed(0)
+    obs, info = env.reset(options={"episode_id": [0, 1]})
+    for _ in range(12):
+        obs, reward, terminated, truncated, info = env.step(torch.randint(1, 6, (2,), generator=g))
+    assert info["expert_valid"].all() and not info["done"].any()
+    done = torch.zeros(2, dtype=torch.bool)
+    success = torch.zeros(2, dtype=torch.bool)
+    for _ in range(400):
+        obs, reward, terminated, truncated, info = env.step(info["expert_action"])
+        assert (done | info["expert_valid"]).all()
+        success |= info["success"] & ~done
+        done |= info["done"]
+        if done.all():
+            break
+    assert success.all()
+    # an interaction that changed the world but is not the plan's next one (here: on another object)
+    obs, info = env.reset(options={"episode_id": [0, 0]})
+    action, obj = env._experts[0].steps[0]
+    env._follow_plan(torch.tensor([True, True]), torch.tensor([action, action]), torch.tensor([obj + 1, obj]))
+    assert env.plan_step.tolist() == [0, 1] and env.on_plan.tolist() == [False, True]
+    assert env._expert()[0] == -1 and env._expert()[1] >= 0
 
 
 def test_episodes_from_a_data_folder(tmp_path):

@@ -26,6 +26,7 @@ EXPECTED = {
     "babyai_bc": ("BabyAI-GoToLocal", "bc", "BCConfig", (56, 56), "val"),
     "babyai_dagger": ("BabyAI-GoToLocal", "dagger", "DAggerConfig", (56, 56), "val"),
     "alfred_bc": ("ALFRED", "bc", "BCConfig", (64, 64), "valid_unseen"),
+    "alfred_dagger": ("ALFRED", "dagger", "DAggerConfig", (64, 64), "valid_unseen"),
 }
 
 

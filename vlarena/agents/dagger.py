@@ -13,6 +13,10 @@ Each update u, in DAgger iteration k = u // beta_every:
           loss = -E_valid[log pi(a* | s)] - ent_coef * entropy
        and an Adam step with grad-norm clipping.
 
+Unlabelled states: an env whose expert has no answer for a state (a discrete `expert_action` of -1, as
+ALFRED-v0's after an interaction its plan did not ask for) gets the student's action there, and the step
+is left out of the loss and the accuracy.
+
 beta = 1 is behaviour cloning with teacher forcing (bc.py); beta = 0 is pure student forcing
 (Anderson et al. 2018, R2R). This is online DAgger: each update learns from its own fresh rollout,
 as R2R's student forcing does, not from the aggregate of every past rollout (VLN-CE's DAgger keeps
@@ -116,6 +120,7 @@ class DAggerTrainer(Trainer):
         storage.reset(run.state)
         matches = torch.zeros((), device=self.device)
         executed = torch.zeros((), device=self.device)
+        labels = torch.zeros((), device=self.device)
         for _ in range(cfg.num_steps):
             obs, masks, valid = run.policy_obs(), run.masks, run.valid
             expert = run.expert_action()
@@ -123,15 +128,19 @@ class DAggerTrainer(Trainer):
                 student, _, _, state = policy.act(obs, run.state, deterministic=cfg.student_action == "argmax",
                                                   masks=masks)
             expert = expert.to(student.dtype)
-            use_expert = self.expert_mask(beta)
+            known = labelled(expert)
+            use_expert = self.expert_mask(beta) & known
             action = torch.where(use_expert.view(-1, *[1] * (student.dim() - 1)), expert, student)
             storage.insert(obs, masks, valid, action, expert_actions=expert)
-            matches += ((student == expert).reshape(self.num_envs, -1).all(dim=1).float() * valid).sum()
+            scored = valid * known.float()
+            matches += ((student == expert).reshape(self.num_envs, -1).all(dim=1).float() * scored).sum()
             executed += (use_expert.float() * valid).sum()
+            labels += scored.sum()
             reward, terminated, truncated = run.step(action, state)
             storage.insert_result(reward, terminated, truncated)
         n = storage.valid.sum().clamp(min=1)
-        return {"train/accuracy": float(matches / n), "train/expert_executed": float(executed / n)}
+        return {"train/accuracy": float(matches / labels.clamp(min=1)), "train/expert_executed": float(executed / n),
+                "train/labelled": float(labels / n)}
 
     def expert_mask(self, beta: float) -> torch.Tensor:
         """True [B] where the expert's action is executed (probability beta)."""
@@ -149,9 +158,12 @@ class DAggerTrainer(Trainer):
         for _ in range(cfg.epochs):
             for mb in storage.minibatches(cfg.num_minibatches, self.generator):
                 assert mb.expert_actions is not None
+                known = labelled(mb.flat(mb.expert_actions))
+                targets = torch.where(known.view(-1, *[1] * (mb.expert_actions.dim() - 2)),
+                                      mb.expert_actions.reshape(known.shape[0], *mb.expert_actions.shape[2:]), 0)
                 with self.autocast():
-                    log_prob, entropy, _ = policy.evaluate_actions(mb.obs, mb.expert_actions, mb.state0, mb.masks)
-                valid = mb.flat(mb.valid)
+                    log_prob, entropy, _ = policy.evaluate_actions(mb.obs, targets, mb.state0, mb.masks)
+                valid = mb.flat(mb.valid) * known.float()
                 nll = masked_mean(-log_prob.float(), valid)
                 ent = masked_mean(entropy.float(), valid)
                 grad_norm = self.optimizer_step(nll - cfg.ent_coef * ent)
@@ -161,6 +173,13 @@ class DAggerTrainer(Trainer):
                 stats["grad_norm"].append(grad_norm.float())
         means = torch.stack([torch.stack(v).mean() for v in stats.values()]).tolist()
         return {f"train/{k}": v for k, v in zip(stats, means, strict=True)}
+
+
+def labelled(expert: torch.Tensor) -> torch.Tensor:
+    """(B,) bool: rows where the expert answered (discrete actions: no -1 anywhere in the row; continuous: all)."""
+    if expert.is_floating_point():
+        return torch.ones(expert.shape[0], dtype=torch.bool, device=expert.device)
+    return (expert >= 0).reshape(expert.shape[0], -1).all(dim=1)
 
 
 def train_dagger(policy: torch.nn.Module, env: Any, config: DAggerConfig, run_dir: str | Path) -> dict[str, float]:

@@ -17,9 +17,12 @@ Reward (documented, for PPO): `goal_reward` per goal condition newly met (minus 
 `success_reward` on a STOP with all conditions met, minus `step_penalty` a step and
 `failure_penalty` a failed action.
 
-Expert (`info["expert_action"]`): the episode's recorded low-level actions then STOP, while the agent
-has taken every expert action so far; once it strays the expert has no answer (-1, and
-`info["expert_valid"]` False): teacher forcing (BC) works, DAgger does not yet. Autoreset: NEXT_STEP.
+Expert (`info["expert_action"]`): household.recover.PlanExpert, the fewest actions from the agent's pose to
+the next interaction of the episode's plan (then STOP), wherever the agent has walked, as long as it has
+done the plan's interactions in order and no other interaction that changed the world; after such an
+interaction the expert has no answer (-1, and `info["expert_valid"]` False; DAgger leaves those steps out
+of its loss). Following it from the start takes as many steps as the recorded `plan.low_actions`.
+Autoreset: NEXT_STEP.
 Resetting an env rebuilds the per-env scene tensors of the batch (Python work per episode start).
 """
 
@@ -42,6 +45,7 @@ from vlarena.envs.household.appearance import HouseholdLook
 from vlarena.envs.household.generate import make_episode
 from vlarena.envs.household.goals import TaskGoals, goal_conditions
 from vlarena.envs.household.navigate import HORIZONS, STEP, Camera, blocked_table, pose_tensor
+from vlarena.envs.household.recover import PlanExpert
 from vlarena.envs.household.world import INTERACTIONS, HouseholdWorld
 from vlarena.envs.motion import MotionConfig
 from vlarena.envs.nav_env import INSTRUCTION_CHARSET, INSTRUCTION_MAX_LENGTH
@@ -113,13 +117,14 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         self._moves = torch.tensor(STEP, device=self.device)  # (di, dj) of MoveAhead per heading
         self._households: dict[int, Any] = {}
         self._blocked: dict[int, torch.Tensor] = {}
+        self._experts: dict[int, PlanExpert] = {}
         b, dev = num_envs, self.device
         self.ep = torch.zeros(b, dtype=torch.long, device=dev)
         self.pose = torch.zeros(b, 4, dtype=torch.long, device=dev)  # i, j, k, h
         self.steps = torch.zeros(b, dtype=torch.long, device=dev)
         self.failures = torch.zeros(b, dtype=torch.long, device=dev)
-        self.cursor = torch.zeros(b, dtype=torch.long, device=dev)
-        self.on_track = torch.ones(b, dtype=torch.bool, device=dev)
+        self.plan_step = torch.zeros(b, dtype=torch.long, device=dev)  # the plan's interactions done, in order
+        self.on_plan = torch.ones(b, dtype=torch.bool, device=dev)  # no other interaction changed the world
         self.satisfied = torch.zeros(b, dtype=torch.long, device=dev)
         self._pending_reset = torch.zeros(b, dtype=torch.bool, device=dev)
         self.world: HouseholdWorld | None = None
@@ -131,7 +136,9 @@ class AlfredVectorEnv(EpisodicVectorEnv):
             scene = self.episodes[e]["scene"]
             self._households[e] = generate_household(scene["scene_num"], room_type=scene["room_type"])
             motion = SceneTensors.from_scenes([self._households[e].scene])
-            self._blocked[e] = blocked_table(motion, 0, MotionConfig(turn_deg=90.0))[1]
+            free, self._blocked[e] = blocked_table(motion, 0, MotionConfig(turn_deg=90.0))
+            self._experts[e] = PlanExpert(self._households[e], self.episodes[e]["plan"]["low_actions"], self.camera,
+                                          free, self._blocked[e])
         return self._households[e]
 
     def _start(self, rows: torch.Tensor, ep: torch.Tensor) -> None:
@@ -164,9 +171,9 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         start = torch.tensor(starts, dtype=torch.long, device=self.device)
         self.pose = torch.where(rows[:, None], start, self.pose)
         zero = torch.zeros_like(self.steps)
-        self.steps, self.failures, self.cursor = (torch.where(rows, zero, x) for x in (self.steps, self.failures,
-                                                                                       self.cursor))
-        self.on_track = self.on_track | rows
+        self.steps, self.failures, self.plan_step = (torch.where(rows, zero, x) for x in (self.steps, self.failures,
+                                                                                           self.plan_step))
+        self.on_plan = self.on_plan | rows
         self.satisfied = torch.where(rows, goal_conditions(self.world, self.goals)[0], self.satisfied)
         self._instructions = tuple(self._instruction(e) for e in eps)
 
@@ -180,7 +187,6 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         active = ~self._pending_reset
         if not bool(active.all()):
             self._start(~active, self._sample_episodes())
-        expert = self._expert_now  # what _info said for this step (rows just reset are inactive: ignored)
         i, j, k, h = self.pose.unbind(1)
         rows = torch.arange(self.num_envs, device=self.device)
         blocked = self.blocked[rows, i.clamp(0, self.blocked.shape[1] - 1), j.clamp(0, self.blocked.shape[2] - 1), k]
@@ -198,12 +204,11 @@ class AlfredVectorEnv(EpisodicVectorEnv):
             target = self.look.target(frame["instance"], frame["depth"], self.camera.centre_row(self.pose[:, 3]),
                                       self.world.allowed(act))
             ok = self.world.interact(act, torch.where(inter & active, target, torch.full_like(target, -1)))
+            self._follow_plan(inter & active & ok, act, target)
         failed = active & (((a == 1) & blocked) | (((a == 4) | (a == 5)) & ~look_ok) | (inter & ~ok))
         self.pose = torch.where(active[:, None], torch.stack([i, j, k, h], 1), self.pose)
         self.steps += active.long()
         self.failures += failed.long()
-        self.on_track &= ~active | (a == expert)
-        self.cursor += (active & self.on_track).long()
         satisfied, total = goal_conditions(self.world, self.goals)
         stop = active & (a == 0)
         success_now = satisfied == total
@@ -223,11 +228,18 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         i, j, k, _ = self.pose.unbind(1)
         return pose_tensor(i, j, k, self.look.scene_tensors.cell_size)
 
+    def _follow_plan(self, changed: torch.Tensor, act: torch.Tensor, target: torch.Tensor) -> None:
+        """After interactions that changed the world: the plan's next one advances it, any other leaves it."""
+        for b in torch.nonzero(changed).flatten().tolist():
+            e, k = int(self.ep[b]), int(self.plan_step[b])
+            if self.on_plan[b] and self._experts[e].expects(k, int(act[b]), int(target[b])):
+                self.plan_step[b] += 1
+            else:
+                self.on_plan[b] = False
+
     def _expert(self) -> torch.Tensor:
-        out = []
-        for e, c, track in zip(self.ep.tolist(), self.cursor.tolist(), self.on_track.tolist(), strict=True):
-            low = self.episodes[e]["plan"]["low_actions"]
-            out.append(-1 if not track else ACTIONS.index(low[c]["api_action"]["action"]) if c < len(low) else 0)
+        out = [self._experts[e].action(tuple(pose), k) if on else -1 for e, pose, k, on in
+               zip(self.ep.tolist(), self.pose.tolist(), self.plan_step.tolist(), self.on_plan.tolist(), strict=True)]
         return torch.tensor(out, dtype=torch.long, device=self.device)
 
     def _observe(self) -> dict[str, Any]:
@@ -251,7 +263,7 @@ class AlfredVectorEnv(EpisodicVectorEnv):
               failed: torch.Tensor | None = None) -> dict[str, Any]:
         zeros = torch.zeros_like(done)
         satisfied, total = goal_conditions(self.world, self.goals)
-        expert = self._expert_now = self._expert()
+        expert = self._expert()
         return {"success": zeros if success is None else success, "failed_action": zeros if failed is None else failed,
                 "goal_conditions": satisfied, "total_goal_conditions": total, "failures": self.failures.clone(),
                 "elapsed_steps": self.steps.clone(), "episode_index": self.ep.clone(), "done": done,
