@@ -66,3 +66,18 @@ def test_no_goal_pose_means_no_plan(kitchen):
     _, _, _, free, blocked = kitchen
     none = torch.zeros(*blocked.shape, 7, dtype=torch.bool)
     assert plan_to((5, 5, 0, START_HORIZON), none, blocked) is None
+
+
+def test_distance_field_agrees_with_the_breadth_first_search():
+    from vlarena.envs.household.navigate import HORIZONS, plan_to
+    from vlarena.envs.household.recover import UNREACHABLE, distance_field
+
+    g = torch.Generator().manual_seed(0)
+    for _ in range(10):
+        blocked = torch.rand(6, 7, 4, generator=g) < 0.3
+        goals = torch.rand(6, 7, 4, len(HORIZONS), generator=g) < 0.02
+        d = distance_field(goals, blocked)
+        for _ in range(20):
+            pose = tuple(int(torch.randint(0, n, (1,), generator=g)) for n in (6, 7, 4, len(HORIZONS)))
+            route = plan_to(pose, goals, blocked)
+            assert (UNREACHABLE if route is None else len(route)) == int(d[pose]), pose

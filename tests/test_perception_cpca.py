@@ -74,3 +74,14 @@ def test_cpca_rejects_mismatched_inputs():
     with pytest.raises(ValueError, match="targets have dim 5"):
         cpca(torch.randn(4, 2, 3), torch.randn(4, 2, 5), torch.zeros(4, 2, dtype=torch.long), torch.ones(4, 2),
              torch.ones(4, 2))
+
+
+def test_a_belief_whose_futures_all_cross_an_episode_start_gets_no_gradient():
+    torch.manual_seed(0)
+    cpca = CPCA(belief_dim=3, target_dim=4, num_actions=2, steps=2)
+    belief = torch.randn(5, 2, 3, requires_grad=True)
+    masks = torch.ones(5, 2)
+    masks[2, 0] = 0  # env 0: a new episode starts at step 2, so step 1's futures (2, 3) are in another episode
+    cpca(belief, torch.randn(5, 2, 4), torch.zeros(5, 2, dtype=torch.long), masks, torch.ones(5, 2)).backward()
+    assert belief.grad[1, 0].abs().sum() == 0
+    assert belief.grad[0, 0].abs().sum() > 0 and belief.grad[1, 1].abs().sum() > 0  # step 0 -> 1 is fine

@@ -82,10 +82,12 @@ def test_pretraining_lowers_its_loss_and_writes_a_loadable_encoder(dataset, tmp_
     assert summary["final_loss"] < summary["first_loss"] * 0.9
     assert np.isfinite(summary["eval_loss"])
     if method == "clip":
-        assert 0.1 <= summary["retrieval_top5"] <= 1.0 and summary["retrieval_frames"] == 20
+        assert 0.0 <= summary["retrieval_top1"] <= summary["retrieval_top5"] <= 1.0
+        assert summary["retrieval_frames"] == 20
     # the policy config loads it: same tensors as the file
     config = PolicyConfig.preset("cpu", vision={**VISION, "weights": str(tmp_path / ENCODER_FILE)})
     loaded = VisionEncoder(config.vision)
+    torch.manual_seed(0)  # the initialisation the run started from (seed 0)
     fresh = VisionEncoder(PolicyConfig.preset("cpu", vision=dict(VISION)).vision)
     assert any(not torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), fresh.state_dict().values(),
                                                       strict=True))
@@ -95,6 +97,42 @@ def test_pretraining_lowers_its_loss_and_writes_a_loadable_encoder(dataset, tmp_
     assert meta["format"] == "vlarena.vision_encoder"
     for k, v in loaded.state_dict().items():
         torch.testing.assert_close(v, saved[k])
+
+
+class _Lookup(torch.nn.Module):
+    """Retrieval stub: frame i (all pixels i) embeds as one-hot i, caption "c<j>" as one-hot j shifted by `shift`
+    within its group of 10."""
+
+    def __init__(self, n: int, shift: int):
+        super().__init__()
+        self.vision = VisionEncoder(PolicyConfig.preset("cpu", vision={"image_size": 4, "patch_size": 4}).vision)
+        self.text_head = torch.nn.Linear(1, 1)
+        self.n, self.shift = n, shift
+
+    def embed_images(self, pixels):
+        return torch.nn.functional.one_hot(((pixels[:, 0, 0, 0] + 1) * 127.5).round().long(), self.n).float()
+
+    def embed_texts(self, captions):
+        j = torch.tensor([int(c[1:]) for c in captions])
+        idx = j // 10 * 10 + (j % 10 + self.shift) % 10  # stays in its group of 10
+        return torch.nn.functional.one_hot(idx, self.n).float()
+
+
+def test_caption_retrieval_counts_top1_and_top5_within_groups():
+    from vlarena.agents.pretrain import caption_retrieval
+    from vlarena.envs.captions import CaptionSet
+
+    n = 20
+    rgb = torch.arange(n, dtype=torch.uint8)[:, None, None, None].expand(n, 4, 4, 3).clone()
+    data = CaptionSet(rgb, [f"c{i}" for i in range(n)], ["s"] * n, "val_unseen")
+    right = caption_retrieval(_Lookup(n, 0), data, candidates=10)
+    assert right == {"retrieval_top1": 1.0, "retrieval_top5": 1.0, "retrieval_frames": 20}
+    wrong = caption_retrieval(_Lookup(n, 1), data, candidates=10)  # each frame prefers another frame's caption
+    assert wrong["retrieval_top1"] == 0.0
+    data.captions[1] = "c0"  # frames 0 and 1 share a caption: either pick is right for both
+    assert caption_retrieval(_Lookup(n, 0), data, candidates=10)["retrieval_top1"] == 1.0
+    with pytest.raises(ValueError, match="at least 100 frames"):
+        caption_retrieval(_Lookup(n, 0), data)
 
 
 def test_pretrain_config_errors(dataset, tmp_path):

@@ -32,6 +32,9 @@ class CPCAAux(nn.Module):
         space = policy.action_space
         if not isinstance(space, gym.spaces.Discrete):
             raise ValueError(f"agent.aux=cpca needs a Discrete action space (it embeds the actions taken), got {space}")
+        if getattr(policy, "candidate_spec", None) is not None:
+            raise ValueError("agent.aux=cpca needs actions that mean the same move at every step; candidate actions "
+                             "(R2R-v0's: action c is whichever neighbour is listed c-th) do not: use agent.aux=mae")
         self.cpca = CPCA(policy.memory.out_dim, policy.vision.out_dim, int(space.n), steps)
 
     def forward(self, mb: Minibatch, features: dict[str, torch.Tensor]) -> torch.Tensor:

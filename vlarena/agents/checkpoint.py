@@ -221,7 +221,8 @@ def load_checkpoint(path: str | os.PathLike, policy: Any = None, optimizer: torc
         try:
             obj.load_state_dict(state[what])
         except (ValueError, KeyError, RuntimeError) as e:
-            raise CheckpointError(f"the {what} state in {file} does not fit this {what} ({e})") from e
+            raise CheckpointError(f"the {what} state in {file} does not fit this {what} ({e}): resume with the "
+                                  f"agent settings the run started with (agent.aux, for one, adds parameters)") from e
     if restore_rng:
         restore_rng_state(state["rng"], rng)
     return Checkpoint(path=path, counters=dict(state["counters"]), state=state)

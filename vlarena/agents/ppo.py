@@ -166,12 +166,16 @@ class PPOTrainer(Trainer):
     def restore_extra(self, extra: dict[str, Any], path: Path) -> None:
         if self.aux is None:
             return
-        if "aux" not in extra:
-            from vlarena.agents.checkpoint import CheckpointError
+        from vlarena.agents.checkpoint import CheckpointError
 
+        if "aux" not in extra:
             raise CheckpointError(f"{path} holds no auxiliary-loss weights but agent.aux is {self.config.aux!r}: "
                                   f"resume with the agent config the run started with")
-        self.aux.load_state_dict(extra["aux"])
+        try:
+            self.aux.load_state_dict(extra["aux"])
+        except RuntimeError as e:
+            raise CheckpointError(f"the auxiliary-loss weights in {path} do not fit agent.aux={self.config.aux!r} "
+                                  f"({e})") from e
 
     def setup(self) -> None:
         super().setup()

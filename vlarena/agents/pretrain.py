@@ -19,6 +19,7 @@ its k best captions reads exactly as its own (a caption shared by two frames of 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import time
@@ -76,6 +77,9 @@ class PretrainConfig:
             raise ValueError(f"batch_size {self.batch_size} is larger than the dataset (num_frames {self.num_frames})")
         if self.method.name == "moco":
             check_queue_size(self.method.queue_size, self.num_frames)
+        if self.method.name == "clip" and self.eval_frames < self.retrieval_candidates:
+            raise ValueError(f"caption retrieval among retrieval_candidates={self.retrieval_candidates} needs "
+                             f"eval_frames >= {self.retrieval_candidates}, got {self.eval_frames}")
         R2RDataConfig(**self.dataset)  # validates the dataset fields
 
     def data(self, split: str, num: int, seed: int) -> CaptionSet:
@@ -119,11 +123,12 @@ def caption_retrieval(objective: ClipObjective, data: CaptionSet, candidates: in
 
 @torch.no_grad()
 def _eval_loss(objective: torch.nn.Module, data: CaptionSet, cfg: PretrainConfig, device: torch.device) -> float:
+    """The mean loss over held-out frames; on a copy, so MoCo's momentum step and queue stay as trained."""
+    objective = copy.deepcopy(objective)
     objective.eval()
     torch.manual_seed(cfg.seed + 1)  # MAE's masks
     losses = [float(objective.loss(b)[0]) for b in _batches(data, objective.vision, torch.arange(len(data)),
                                                              cfg.batch_size, device) if len(b["captions"]) > 1]
-    objective.train()
     return sum(losses) / max(1, len(losses))
 
 
@@ -140,7 +145,11 @@ def run_pretrain(cfg: PretrainConfig, out_dir: str | Path) -> dict[str, Any]:
     if hasattr(objective, "set_batch_size"):
         objective.set_batch_size(cfg.batch_size)
     params = [p for p in objective.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # no decay on gains, biases, position embeddings, mask tokens and CLIP's temperature (as CLIP and MAE do)
+    decay = [p for p in params if p.dim() >= 2 and p.shape[0] > 1]
+    keep = [p for p in params if not (p.dim() >= 2 and p.shape[0] > 1)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": keep, "weight_decay": 0.0}],
+                            lr=cfg.lr)
     steps_per_epoch = math.ceil(len(data) / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
@@ -156,7 +165,7 @@ def run_pretrain(cfg: PretrainConfig, out_dir: str | Path) -> dict[str, Any]:
             loss, logs = objective.loss(batch)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"pretrain {cfg.method.name}: the loss is {float(loss)} at step {step}; "
-                                         f"nothing was written (try a lower lr)")
+                                         f"no encoder was written (try a lower lr)")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)

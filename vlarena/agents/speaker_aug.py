@@ -21,7 +21,9 @@
 from __future__ import annotations
 
 import math
+import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,10 +205,28 @@ def write_instructions(speaker: Speaker, vocab: WordVocab, features: list[torch.
     return out
 
 
+def _write_copy(src: Path, dst: Path, edit: Any) -> None:
+    """Copy dataset folder `src` to `dst` with `edit(folder)` applied, built beside `dst` and renamed into place."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
+    try:
+        shutil.copytree(src, tmp, dirs_exist_ok=True)
+        edit(tmp)
+        if dst.exists():
+            shutil.rmtree(dst)
+        os.replace(tmp, dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def run_speaker_augmentation(cfg: SpeakerAugConfig) -> dict[str, Any]:
     t0 = time.time()
     data_cfg = R2RDataConfig(**cfg.dataset)
     split_cfg = data_cfg.split_config()
+    if r2r_folder(split_cfg, cfg.out).resolve() == r2r_folder(split_cfg, data_cfg.data_dir).resolve():
+        raise ValueError(f"speaker --out {cfg.out} is the source data dir: the augmented copy would replace the "
+                         f"original dataset; give another folder")
     train_data = load_split("train", data_cfg)
     featurize = PathFeaturizer(train_data, cfg)
     train = _split_paths(train_data)
@@ -237,10 +257,8 @@ def run_speaker_augmentation(cfg: SpeakerAugConfig) -> dict[str, Any]:
     augmented = [make_episode(g, sp, next_id + i, t) for i, ((g, sp), t) in enumerate(zip(new_meta, texts,
                                                                                           strict=True))]
     src, dst = r2r_folder(split_cfg, data_cfg.data_dir), r2r_folder(split_cfg, cfg.out)
-    if dst.exists():
-        shutil.rmtree(dst)
-    shutil.copytree(src, dst)
-    write_r2r(ds.episodes["train"] + augmented, dst / "R2R_train.json", ds.graphs)
+    _write_copy(src, dst, lambda folder: write_r2r(ds.episodes["train"] + augmented, folder / "R2R_train.json",
+                                                   ds.graphs))
     out = Path(cfg.out)
     save_tensors(out / "speaker.safetensors", speaker.state_dict(), metadata={"format": "vlarena.speaker"})
     write_json(out / "speaker_vocab.json", vocab.to_dict(), indent=1)

@@ -34,6 +34,8 @@ class DiffusionPolicyHead(ActionHead):
         if not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
             raise ValueError(f"policy.action_head=diffusion needs a bounded Box (it maps the bounds to [-1, 1]), got "
                              f"low={space.low}, high={space.high}")
+        if not 1 <= ddim_steps <= num_steps:
+            raise ValueError(f"policy.ddim_steps must be in [1, {num_steps}] (the diffusion steps), got {ddim_steps}")
         self.shape = tuple(space.shape)
         self.size = math.prod(self.shape)
         self.ddim_steps = ddim_steps
@@ -43,6 +45,10 @@ class DiffusionPolicyHead(ActionHead):
 
     def _normalise(self, actions: torch.Tensor) -> torch.Tensor:
         x = actions.float().reshape(-1, self.size)
+        tol = 1e-5 * (self.high - self.low)
+        if bool(((x < self.low - tol) | (x > self.high + tol)).any()):
+            raise ValueError(f"actions outside the action space's bounds [{self.low.tolist()}, {self.high.tolist()}] "
+                             f"cannot be cloned by the diffusion head (it maps the bounds to [-1, 1])")
         return ((x - self.low) / (self.high - self.low) * 2 - 1).clamp(-1.0, 1.0)
 
     def act(self, features: torch.Tensor, deterministic: bool = False,

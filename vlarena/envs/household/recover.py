@@ -30,10 +30,10 @@ FIRST_INTERACTION = 6
 
 
 def distance_field(goals: torch.Tensor, blocked: torch.Tensor) -> torch.Tensor:
-    """(R, C, 4, H) int: the fewest navigation actions from each pose to a goal pose (UNREACHABLE if none).
+    """(R, C, 4, H) int32: the fewest navigation actions from each pose to a goal pose (UNREACHABLE if none).
     `blocked` (R, C, 4): MoveAhead from cell (i, j) with heading k collides (or the cell is not free)."""
     r, c, _, nh = goals.shape
-    d = torch.where(goals, 0, UNREACHABLE).long()
+    d = torch.where(goals, 0, UNREACHABLE).int()
     inf = torch.full_like(d[..., :1], UNREACHABLE)
     free_ahead = ~blocked
     while True:
