@@ -149,3 +149,20 @@ def test_pretrain_config_errors(dataset, tmp_path):
 def test_preset_sections_override_field_by_field():
     gpu = PolicyConfig.preset("gpu", vision={"weights": None})
     assert gpu.vision.width == 384 and gpu.vision.depth == 6
+
+
+def test_pretrain_command_writes_the_run_and_names_bad_options(dataset, tmp_path, capsys):
+    from vlarena.cli import main
+
+    data = ["dataset.scenes={seen:2,val_unseen:1,test:1}", f"dataset.data_dir={dataset['data_dir']}",
+            "dataset.paths_per_scene={train:6,val_seen:3,val_unseen:6,test:4}"]
+    vision = "vision={image_size:[16,64],patch_size:8,width:32,depth:1,heads:2,mlp_ratio:2.0}"
+    args = ["pretrain", "method=mae", *data, vision, "width=16", "height=16", "num_frames=32", "epochs=1",
+            "batch_size=16", "eval_frames=8", "progress=false", f"run_dir={tmp_path / 'run'}"]
+    assert main(args) == 0
+    assert {"encoder.safetensors", "summary.json", "config.yaml", "metrics.jsonl"} <= {
+        p.name for p in (tmp_path / "run").iterdir()}
+    assert "policy.vision.weights=" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main([*args[:-1], "method.name=simclr", f"run_dir={tmp_path / 'bad'}"])
+    assert e.value.code == 2 and "method.name must be one of ['clip', 'mae', 'moco', 'vqvae']" in capsys.readouterr().err

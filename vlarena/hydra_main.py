@@ -176,6 +176,7 @@ def quickstart_main(cfg: DictConfig) -> None:
 def pretrain_main(cfg: DictConfig) -> None:
     """`vlarena pretrain method=clip|mae|moco|vqvae` (vlarena/agents/pretrain.py)."""
     from vlarena.agents.pretrain import PretrainConfig, run_pretrain
+    from vlarena.datasets.jsonio import write_bytes_atomic
 
     raw = OmegaConf.to_container(cfg, resolve=True)
     out = Path(raw.pop("run_dir", None) or HydraConfig.get().runtime.output_dir)
@@ -183,8 +184,7 @@ def pretrain_main(cfg: DictConfig) -> None:
         config = PretrainConfig(**raw)
     except (TypeError, ValueError) as e:
         _fail("pretrain", e)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    write_bytes_atomic(out / "config.yaml", OmegaConf.to_yaml(cfg).encode())
     try:
         summary = run_pretrain(config, out)
     except (FloatingPointError, ValueError) as e:

@@ -64,6 +64,8 @@ def build_aux(kind: str, policy: nn.Module, steps: int = 4) -> nn.Module | None:
         raise ValueError(f"agent.aux must be one of {list(AUX_KINDS)}, got {kind!r}")
     if kind == "none":
         return None
+    if not all(hasattr(policy, name) for name in ("vision", "memory", "action_space")):
+        raise ValueError(f"agent.aux={kind} needs a VLAPolicy (its ViT and recurrent memory), got {type(policy).__name__}")
     if getattr(getattr(policy, "config", None), "freeze_vision", False):
         raise ValueError(f"agent.aux={kind} needs a trainable ViT: policy.freeze_vision is true")
     return CPCAAux(policy, steps) if kind == "cpca" else MAEAux(policy)

@@ -19,6 +19,7 @@ its k best captions reads exactly as its own (a caption shared by two frames of 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
@@ -153,6 +154,7 @@ def run_pretrain(cfg: PretrainConfig, out_dir: str | Path) -> dict[str, Any]:
     steps_per_epoch = math.ceil(len(data) / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     logger = RunLogger(out_dir)
     gen = torch.Generator().manual_seed(cfg.seed)
     history: list[float] = []
@@ -162,7 +164,8 @@ def run_pretrain(cfg: PretrainConfig, out_dir: str | Path) -> dict[str, Any]:
         for batch in _batches(data, vision, torch.randperm(len(data), generator=gen), cfg.batch_size, device):
             if len(batch["captions"]) < 2:
                 continue  # a last batch of one row has no negatives
-            loss, logs = objective.loss(batch)
+            with autocast:
+                loss, logs = objective.loss(batch)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"pretrain {cfg.method.name}: the loss is {float(loss)} at step {step}; "
                                          f"no encoder was written (try a lower lr)")
