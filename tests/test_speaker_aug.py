@@ -57,3 +57,9 @@ def test_augmented_dataset_keeps_the_original_paths_and_adds_speaker_paths(datas
     # the other splits are untouched copies
     val = load_split("val_unseen", R2RDataConfig(**{**dataset, "data_dir": str(tmp_path / "aug")}))
     assert val.instructions == load_split("val_unseen", R2RDataConfig(**dataset)).instructions
+
+
+def test_augmentation_refuses_to_write_over_its_source(dataset):
+    cfg = SpeakerAugConfig(out=dataset["data_dir"], vision=dict(VISION), width=16, height=16, dataset=dataset)
+    with pytest.raises(ValueError, match="is the source data dir"):
+        run_speaker_augmentation(cfg)

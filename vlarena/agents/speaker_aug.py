@@ -21,9 +21,6 @@
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +31,7 @@ import torch
 
 from vlarena.datasets.jsonio import write_json
 from vlarena.datasets.r2r import heading_to_scene, make_episode, sample_paths, write_r2r
-from vlarena.datasets.store import load_r2r, r2r_folder
+from vlarena.datasets.store import load_r2r, r2r_folder, write_folder
 from vlarena.envs.r2r_data import R2RDataConfig, R2RSplit, load_split
 from vlarena.envs.r2r_graph import R2RGraphConfig, panorama_poses, stitch_panorama
 from vlarena.envs.renderer import Renderer
@@ -205,21 +202,6 @@ def write_instructions(speaker: Speaker, vocab: WordVocab, features: list[torch.
     return out
 
 
-def _write_copy(src: Path, dst: Path, edit: Any) -> None:
-    """Copy dataset folder `src` to `dst` with `edit(folder)` applied, built beside `dst` and renamed into place."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
-    try:
-        shutil.copytree(src, tmp, dirs_exist_ok=True)
-        edit(tmp)
-        if dst.exists():
-            shutil.rmtree(dst)
-        os.replace(tmp, dst)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def run_speaker_augmentation(cfg: SpeakerAugConfig) -> dict[str, Any]:
     t0 = time.time()
     data_cfg = R2RDataConfig(**cfg.dataset)
@@ -257,8 +239,8 @@ def run_speaker_augmentation(cfg: SpeakerAugConfig) -> dict[str, Any]:
     augmented = [make_episode(g, sp, next_id + i, t) for i, ((g, sp), t) in enumerate(zip(new_meta, texts,
                                                                                           strict=True))]
     src, dst = r2r_folder(split_cfg, data_cfg.data_dir), r2r_folder(split_cfg, cfg.out)
-    _write_copy(src, dst, lambda folder: write_r2r(ds.episodes["train"] + augmented, folder / "R2R_train.json",
-                                                   ds.graphs))
+    write_folder(dst, lambda folder: write_r2r(ds.episodes["train"] + augmented, folder / "R2R_train.json",
+                                               ds.graphs), copy_from=src)
     out = Path(cfg.out)
     save_tensors(out / "speaker.safetensors", speaker.state_dict(), metadata={"format": "vlarena.speaker"})
     write_json(out / "speaker_vocab.json", vocab.to_dict(), indent=1)

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from vlarena.datasets.instructions import generate_instructions
@@ -52,11 +53,23 @@ def generate_r2r(config: R2RSplitConfig, root: str | os.PathLike | None = None, 
     complete = (folder / "config.json").exists() and (not vlnce or (folder / "R2R_VLNCE").exists())
     if complete and not overwrite:
         return folder
+
+    def write(tmp: Path) -> None:
+        _write(make_r2r_splits(config, generate_instructions), tmp, vlnce=vlnce)
+        (tmp / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1, sort_keys=True))
+
+    return write_folder(folder, write)
+
+
+def write_folder(folder: Path, write: Callable[[Path], None], copy_from: Path | None = None) -> Path:
+    """Build a dataset folder in a temporary sibling (a copy of `copy_from`, if given, then `write(tmp)`) and
+    rename it into place, replacing any old one: readers see the old folder or the new one, never a part."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        _write(make_r2r_splits(config, generate_instructions), tmp, vlnce=vlnce)
-        (tmp / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1, sort_keys=True))
+        if copy_from is not None:
+            shutil.copytree(copy_from, tmp, dirs_exist_ok=True)
+        write(tmp)
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)
