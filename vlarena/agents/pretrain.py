@@ -143,8 +143,6 @@ def run_pretrain(cfg: PretrainConfig, out_dir: str | Path) -> dict[str, Any]:
     vision = VisionEncoder(cfg.vision)
     vision.preprocess(data.rgb[:1])  # frames that do not fit the ViT fail here, naming both sizes
     objective = build_objective(vision, cfg.method, data.captions, cfg.seed).to(device)
-    if hasattr(objective, "set_batch_size"):
-        objective.set_batch_size(cfg.batch_size)
     params = [p for p in objective.parameters() if p.requires_grad]
     # no decay on gains, biases, position embeddings, mask tokens and CLIP's temperature (as CLIP and MAE do)
     decay = [p for p in params if p.dim() >= 2 and p.shape[0] > 1]
@@ -186,7 +184,8 @@ def run_pretrain(cfg: PretrainConfig, out_dir: str | Path) -> dict[str, Any]:
     bar.close()
     logger.close()
     save_vision_weights(vision, out_dir / ENCODER_FILE)
-    skip = min(getattr(objective, "filling_steps", 0), len(history) - 1)  # MoCo: until the queue holds real keys
+    filling = -(-cfg.method.queue_size // cfg.batch_size) if cfg.method.name == "moco" else 0  # until real keys
+    skip = min(filling, len(history) - 1)
     first = history[skip:skip + 20]
     window = min(20, len(history))
     summary: dict[str, Any] = {

@@ -157,10 +157,6 @@ class MoCoObjective(nn.Module):
         self.moco = MoCo(_PixelEmbedding(vision, cfg.embed_dim), cfg.embed_dim, cfg.queue_size, cfg.momentum,
                          cfg.temperature)
         self.generator = torch.Generator().manual_seed(seed)
-        self.filling_steps = 0  # steps until the queue holds only real keys (set by the runner's batch size)
-
-    def set_batch_size(self, batch_size: int) -> None:
-        self.filling_steps = -(-self.moco.queue_size // batch_size)
 
     def loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         x = batch["pixels"]

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vlarena.perception._checks import positive_int
+
 
 class CPCA(nn.Module):
     def __init__(self, belief_dim: int, target_dim: int, num_actions: int, steps: int = 4, hidden: int = 128,
@@ -26,8 +28,7 @@ class CPCA(nn.Module):
         super().__init__()
         for name, value in (("belief_dim", belief_dim), ("target_dim", target_dim), ("num_actions", num_actions),
                             ("steps", steps), ("hidden", hidden), ("action_dim", action_dim)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"CPC|A {name} must be a positive int, got {value!r}")
+            positive_int(f"CPC|A {name}", value)
         if not temperature > 0:
             raise ValueError(f"CPC|A temperature must be positive, got {temperature}")
         self.steps, self.temperature, self.target_dim = steps, temperature, target_dim

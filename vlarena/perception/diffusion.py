@@ -40,14 +40,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vlarena.perception._checks import positive_int
+
 __all__ = ["DiffusionActionHead", "NoiseSchedule", "timestep_embedding"]
 
 _SCHEDULES = ("cosine", "linear")
-
-
-def _positive_int(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def _make_betas(num_steps: int, schedule: str, beta_start: float, beta_end: float) -> Tensor:
@@ -80,7 +77,7 @@ class NoiseSchedule:
     def __init__(
         self, num_steps: int = 100, schedule: str = "cosine", beta_start: float = 1e-4, beta_end: float = 0.02
     ) -> None:
-        _positive_int("num_steps", num_steps)
+        positive_int("num_steps", num_steps)
         if schedule not in _SCHEDULES:
             raise ValueError(f"schedule must be one of {_SCHEDULES}, got {schedule!r}")
         self.num_steps, self.schedule = num_steps, schedule
@@ -138,8 +135,8 @@ class DiffusionActionHead(nn.Module):
     ) -> None:
         super().__init__()
         for name, value in (("cond_dim", cond_dim), ("action_dim", action_dim), ("hidden", hidden)):
-            _positive_int(name, value)
-        _positive_int("time_dim", time_dim)
+            positive_int(name, value)
+        positive_int("time_dim", time_dim)
         if time_dim % 2:
             raise ValueError(f"time_dim must be an even positive int, got {time_dim}")
         if clip is not None and not float(clip) > 0:

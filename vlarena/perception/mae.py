@@ -32,12 +32,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from vlarena.perception._checks import positive_int
+
 __all__ = ["MAEDecoder", "mae_loss", "patchify", "random_masking", "unpatchify"]
 
 
 def _check_patch(patch: int) -> None:
-    if isinstance(patch, bool) or not isinstance(patch, int) or patch < 1:
-        raise ValueError(f"patch must be a positive int, got {patch!r}")
+    positive_int("patch", patch)
 
 
 def patchify(images: Tensor, patch: int) -> Tensor:
@@ -57,8 +58,7 @@ def patchify(images: Tensor, patch: int) -> Tensor:
 def unpatchify(patches: Tensor, patch: int, channels: int, hw: tuple[int, int]) -> Tensor:
     """Exact inverse of :func:`patchify`: ``(B, N, patch*patch*channels)`` -> ``(B, channels, H, W)``."""
     _check_patch(patch)
-    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-        raise ValueError(f"channels must be a positive int, got {channels!r}")
+    positive_int("channels", channels)
     if len(hw) != 2:
         raise ValueError(f"hw must be a pair (H, W), got {hw!r}")
     h, w = int(hw[0]), int(hw[1])
@@ -87,10 +87,8 @@ def random_masking(
     ``ids_restore`` LongTensor ``(B, N)``, with ``n_keep = max(1, int(N * (1 - mask_ratio)))``.
     ``generator`` must live on ``device``.
     """
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"batch must be a positive int, got {batch!r}")
-    if isinstance(num_tokens, bool) or not isinstance(num_tokens, int) or num_tokens < 1:
-        raise ValueError(f"num_tokens must be a positive int, got {num_tokens!r}")
+    positive_int("batch", batch)
+    positive_int("num_tokens", num_tokens)
     if not 0.0 <= float(mask_ratio) < 1.0:
         raise ValueError(f"mask_ratio must be in [0, 1), got {mask_ratio}")
     n_keep = max(1, int(num_tokens * (1.0 - float(mask_ratio))))
@@ -121,8 +119,7 @@ class MAEDecoder(nn.Module):
             ("dim", dim),
             ("heads", heads),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            positive_int(name, value)
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
             raise ValueError(f"depth must be a non-negative int, got {depth!r}")
         if dim % heads:

@@ -34,6 +34,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from vlarena.perception._checks import positive_int
+
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
 PUNCTUATION = ".,;!?"
@@ -144,12 +146,6 @@ class WordVocab:
         return cls(list(d["words"]))
 
 
-def _check_positive_int(name: str, v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ValueError(f"{name} must be a positive int, got {v!r}")
-    return v
-
-
 class Speaker(nn.Module):
     """Trajectory features -> instruction tokens (bi-GRU encoder, attentive GRU decoder)."""
 
@@ -157,12 +153,12 @@ class Speaker(nn.Module):
         self, feature_dim: int, vocab_size: int, hidden: int = 256, embed: int = 128, dropout: float = 0.0
     ) -> None:
         super().__init__()
-        self.feature_dim = _check_positive_int("feature_dim", feature_dim)
-        self.vocab_size = _check_positive_int("vocab_size", vocab_size)
+        self.feature_dim = positive_int("feature_dim", feature_dim)
+        self.vocab_size = positive_int("vocab_size", vocab_size)
         if vocab_size <= len(SPECIALS):
             raise ValueError(f"vocab_size must exceed the {len(SPECIALS)} special tokens, got {vocab_size}")
-        self.hidden = _check_positive_int("hidden", hidden)
-        self.embed_dim = _check_positive_int("embed", embed)
+        self.hidden = positive_int("hidden", hidden)
+        self.embed_dim = positive_int("embed", embed)
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
 

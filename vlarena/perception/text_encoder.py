@@ -11,14 +11,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from vlarena.perception._checks import positive_int
+
 
 class TextTransformer(nn.Module):
     def __init__(self, vocab_size: int, dim: int = 128, depth: int = 2, heads: int = 4, max_len: int = 64):
         super().__init__()
         for name, value in (("vocab_size", vocab_size), ("dim", dim), ("depth", depth), ("heads", heads),
                             ("max_len", max_len)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            positive_int(name, value)
         if dim % heads:
             raise ValueError(f"dim ({dim}) must be a multiple of heads ({heads})")
         self.dim, self.max_len = dim, max_len

@@ -25,12 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vlarena.perception._checks import positive_int
+
 __all__ = ["VQVAE", "VectorQuantizer"]
-
-
-def _positive_int(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 class VectorQuantizer(nn.Module):
@@ -42,8 +39,8 @@ class VectorQuantizer(nn.Module):
 
     def __init__(self, num_codes: int, dim: int, beta: float = 0.25) -> None:
         super().__init__()
-        _positive_int("num_codes", num_codes)
-        _positive_int("dim", dim)
+        positive_int("num_codes", num_codes)
+        positive_int("dim", dim)
         if not float(beta) >= 0.0:
             raise ValueError(f"beta must be a non-negative float, got {beta!r}")
         self.num_codes, self.dim, self.beta = num_codes, dim, float(beta)
@@ -98,10 +95,10 @@ class VQVAE(nn.Module):
         beta: float = 0.25,
     ) -> None:
         super().__init__()
-        _positive_int("in_channels", in_channels)
-        _positive_int("hidden", hidden)
-        _positive_int("code_dim", code_dim)
-        _positive_int("downsample", downsample)
+        positive_int("in_channels", in_channels)
+        positive_int("hidden", hidden)
+        positive_int("code_dim", code_dim)
+        positive_int("downsample", downsample)
         self.in_channels, self.downsample = in_channels, downsample
         enc: list[nn.Module] = []
         channels = in_channels
