@@ -27,6 +27,9 @@ def test_a_generated_split_is_valid_and_replays(tmp_path):
         replay = expert_trajectory(hs, spec, start)
         assert replay.low_actions() == traj["plan"]["low_actions"]
         assert replay.goal_conditions[0] == replay.goal_conditions[1] == spec.num_goal_conditions
+    # a range written by another process (--start) holds the same episode as the whole run
+    [second] = generate_split("valid_unseen", 1, tmp_path / "chunk", start=1)
+    assert second.parent.name == "trial_valid_unseen_00001" and read_traj(second) == read_traj(paths[1])
 
 
 def test_bad_arguments_are_named(tmp_path):
@@ -34,6 +37,8 @@ def test_bad_arguments_are_named(tmp_path):
         generate_split("val", 1, tmp_path)
     with pytest.raises(ValueError, match="num_episodes must be a positive int"):
         generate_split("train", 0, tmp_path)
+    with pytest.raises(ValueError, match="start must be an int >= 0"):
+        generate_split("train", 1, tmp_path, start=-1)
 
 
 def test_the_data_command_writes_a_split(tmp_path, capsys):

@@ -398,6 +398,8 @@ def test_cuda_matches_cpu():
     out = gpu.render(idx.cuda(), pose.cuda())
     assert out["rgb"].is_cuda
     _compare(cpu, out)
+    compiled = Renderer(SceneTensors.from_scenes(scenes, device="cuda"), RenderConfig(width=64, height=48, compile=True))
+    _compare(cpu, compiled.render(idx.cuda(), pose.cuda()))  # Triton kernels from torch.compile
 
 
 @pytest.mark.slow

@@ -3,7 +3,7 @@
     vlarena demo [--task ObjectNav] [--out DIR] [--episode N] [--resolution PX] [--device cpu|cuda]
     vlarena data generate [--seed N] [--data-dir DIR] [--no-vlnce] [--overwrite]
     vlarena data demos --out DIR [--env R2R] [--split train] [--keys rgb,...] [--set width=32 ...]
-    vlarena data alfred --out DIR [--split train|valid_seen|valid_unseen|test] [--episodes N]
+    vlarena data alfred --out DIR [--split train|valid_seen|valid_unseen|test] [--episodes N] [--start K]
     vlarena eval env=r2r|r2r_ce|alfred agent=oracle|random|forward split=val_unseen [key=value ...]   (hydra)
     vlarena train experiment=<name> | env=... policy=... agent=bc|dagger|ppo [key=value ...]   (hydra)
     vlarena pretrain method=clip|mae|moco|vqvae [key=value ...]   (hydra: an encoder for policy.vision.weights)
@@ -68,10 +68,12 @@ def _alfred(argv: list[str]) -> int:
     parser.add_argument("--out", required=True, help="the dataset folder")
     parser.add_argument("--split", default="train", help="train (default), valid_seen, valid_unseen or test")
     parser.add_argument("--episodes", type=int, default=100, help="episodes to write (default 100)")
+    parser.add_argument("--start", type=int, default=0, help="index of the first episode (default 0): processes "
+                        "writing disjoint ranges into one folder generate a split in parallel")
     args = parser.parse_args(argv)
     from vlarena.envs.household.generate import generate_split
 
-    paths = generate_split(args.split, args.episodes, args.out)
+    paths = generate_split(args.split, args.episodes, args.out, args.start)
     print(f"{len(paths)} {args.split} episodes in {paths[0].parent.parent}")
     return 0
 

@@ -92,10 +92,12 @@ def cast_walls(ox: torch.Tensor, oy: torch.Tensor, dx: torch.Tensor, dy: torch.T
     b = e(base)
     hit_x = solid[b + ((ix + 1) * cp + jx + 1).to(torch.int64)]
     hit_y = solid[b + ((iy + 1) * cp + jy + 1).to(torch.int64)]
-    ci = torch.arange(n0, n0 + n, device=dx.device, dtype=torch.int32)[:, None]
-    end = n0 + n
-    nx = torch.where(hit_x, ci, end).amin(-2).to(torch.float32)  # first crossing that enters a solid cell
-    ny = torch.where(hit_y, ci, end).amin(-2).to(torch.float32)
+    # crossing indices as float32 (exact small integers): an int32 min-reduction over this where() fails to
+    # compile with torch 2.11's inductor on CUDA (a loop-carried int32/int64 mismatch in the Triton kernel)
+    ci = torch.arange(n0, n0 + n, device=dx.device, dtype=torch.float32)[:, None]
+    end = float(n0 + n)
+    nx = torch.where(hit_x, ci, end).amin(-2)  # first crossing that enters a solid cell
+    ny = torch.where(hit_y, ci, end).amin(-2)
     sx = torch.where(nx < end, (ox_frac + nx) * dsx, INF)
     sy = torch.where(ny < end, (oy_frac + ny) * dsy, INF)
     x_face = sx <= sy

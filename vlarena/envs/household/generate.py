@@ -67,16 +67,20 @@ def make_episode(split: str, k: int, scene_offset: int = 0) -> dict | None:
     return None
 
 
-def generate_split(split: str, num_episodes: int, out_dir: str | Path) -> list[Path]:
-    """Write `num_episodes` expert-solved episodes of `split` under out_dir/split/; returns their paths."""
+def generate_split(split: str, num_episodes: int, out_dir: str | Path, start: int = 0) -> list[Path]:
+    """Write episodes start .. start + num_episodes - 1 of `split` under out_dir/split/; returns their paths.
+
+    Episode k does not depend on the others, so disjoint ranges can be written by parallel processes into one
+    folder (`vlarena data alfred --start`)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
     if isinstance(num_episodes, bool) or not isinstance(num_episodes, int) or num_episodes <= 0:
         raise ValueError(f"num_episodes must be a positive int, got {num_episodes!r}")
+    if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+        raise ValueError(f"start must be an int >= 0, got {start!r}")
     paths: list[Path] = []
-    offset = 0
-    for k in range(num_episodes):
-        traj = make_episode(split, k, offset)
+    for k in range(start, start + num_episodes):
+        offset, traj = 0, make_episode(split, k)
         while traj is None:  # this scene holds no task the expert finishes: the next scene
             offset += 1
             if offset > SCENE_SEEDS[split][1]:
