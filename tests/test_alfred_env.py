@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vlarena.envs.alfred_env import ACTIONS, AlfredEnvConfig, AlfredVectorEnv
+from vlarena.envs.alfred_env import ACTIONS, FIRST_INTERACTION, AlfredEnvConfig, AlfredVectorEnv
 from vlarena.envs.household.generate import generate_split
+from vlarena.envs.household.navigate import STEP
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +35,24 @@ def test_the_expert_finishes_every_episode(env):
     assert lengths[0] != lengths[1]
     assert [ended[b][0] for b in range(2)] == lengths  # the recorded actions, then STOP
     assert (total_reward > 4).all()  # goal conditions + the success bonus outweigh the step penalties
+    assert not env._experts[0]._fields and not env._experts[1]._fields  # replaying the record needs no field
+
+
+def test_the_recorded_actions_are_shortest_routes_by_the_distance_fields(env):
+    """Each recorded navigation action lowers the distance to the next interaction's goal poses by one, and
+    each recorded interaction happens at distance 0: the replay answers are ones the fields would give."""
+    env.reset(options={"episode_id": [0, 1]})
+    expert = env._experts[1]
+    assert expert.recorded
+    step = {1: lambda i, j, h, v: (i + STEP[h][0], j + STEP[h][1], h, v), 2: lambda i, j, h, v: (i, j, (h + 1) % 4, v),
+            3: lambda i, j, h, v: (i, j, (h - 1) % 4, v), 4: lambda i, j, h, v: (i, j, h, v - 1),
+            5: lambda i, j, h, v: (i, j, h, v + 1)}
+    for (pose, k), action in expert.recorded.items():
+        d = expert.field(k)
+        if action >= FIRST_INTERACTION:
+            assert d[pose] == 0 and expert.steps[k][0] == action - FIRST_INTERACTION
+        else:
+            assert d[step[action](*pose)] == d[pose] - 1
 
 
 def test_failed_actions_change_nothing_count_and_end_the_episode(env):

@@ -115,8 +115,7 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         self.action_space = gym.spaces.MultiDiscrete(np.full(num_envs, len(ACTIONS)))
         self._rng = torch.Generator().manual_seed(config.seed)
         self._moves = torch.tensor(STEP, device=self.device)  # (di, dj) of MoveAhead per heading
-        self._households: dict[int, Any] = {}
-        self._blocked: dict[int, torch.Tensor] = {}
+        self._scenes: dict[tuple[int, str], tuple[Any, torch.Tensor, torch.Tensor]] = {}  # (home, free, blocked)
         self._experts: dict[int, PlanExpert] = {}
         b, dev = num_envs, self.device
         self.ep = torch.zeros(b, dtype=torch.long, device=dev)
@@ -132,14 +131,26 @@ class AlfredVectorEnv(EpisodicVectorEnv):
 
     # ---- episodes ------------------------------------------------------------------------------
     def _household(self, e: int) -> Any:
-        if e not in self._households:
-            scene = self.episodes[e]["scene"]
-            self._households[e] = generate_household(scene["scene_num"], room_type=scene["room_type"])
-            motion = SceneTensors.from_scenes([self._households[e].scene])
-            free, self._blocked[e] = blocked_table(motion, 0, MotionConfig(turn_deg=90.0))
-            self._experts[e] = PlanExpert(self._households[e], self.episodes[e]["plan"]["low_actions"], self.camera,
-                                          free, self._blocked[e])
-        return self._households[e]
+        """Episode e's household; homes and their motion tables are built once per scene, experts per episode."""
+        scene = self.episodes[e]["scene"]
+        key = (scene["scene_num"], scene["room_type"])
+        if key not in self._scenes:
+            home = generate_household(scene["scene_num"], room_type=scene["room_type"])
+            self._scenes[key] = (home, *blocked_table(SceneTensors.from_scenes([home.scene]), 0,
+                                                      MotionConfig(turn_deg=90.0)))
+        home, free, blocked = self._scenes[key]
+        if e not in self._experts:
+            self._experts[e] = PlanExpert(home, self.episodes[e]["plan"]["low_actions"], self.camera, free, blocked,
+                                          start=self._start_pose(e))
+        return home
+
+    def _start_pose(self, e: int) -> tuple[int, int, int, int]:
+        init = self.episodes[e]["scene"]["init_action"]
+        return init["cell"][0], init["cell"][1], init["rotation"] // 90, HORIZONS.index(init["horizon"])
+
+    def _blocked(self, e: int) -> torch.Tensor:
+        scene = self.episodes[e]["scene"]
+        return self._scenes[scene["scene_num"], scene["room_type"]][2]
 
     def _start(self, rows: torch.Tensor, ep: torch.Tensor) -> None:
         self.ep = torch.where(rows, ep, self.ep)
@@ -156,19 +167,15 @@ class AlfredVectorEnv(EpisodicVectorEnv):
                                  height=self.camera.render_height, hfov_deg=self.config.hfov_deg))
         self.look.update(self.world)  # the envs that go on are drawn as they are, not as they started
         self.renderer.refresh_objects()
-        r = max(t.shape[0] for t in (self._blocked[e] for e in eps))
-        c = max(t.shape[1] for t in (self._blocked[e] for e in eps))
+        r = max(self._blocked(e).shape[0] for e in eps)
+        c = max(self._blocked(e).shape[1] for e in eps)
         self.blocked = torch.ones(self.num_envs, r, c, 4, dtype=torch.bool)
         for i, e in enumerate(eps):
-            t = self._blocked[e]
+            t = self._blocked(e)
             self.blocked[i, :t.shape[0], :t.shape[1]] = t
         self.blocked = self.blocked.to(self.device)
         self.goals = TaskGoals.from_specs([self.specs[e] for e in eps], self.device)
-        starts = []
-        for e in eps:
-            init = self.episodes[e]["scene"]["init_action"]
-            starts.append([init["cell"][0], init["cell"][1], init["rotation"] // 90, HORIZONS.index(init["horizon"])])
-        start = torch.tensor(starts, dtype=torch.long, device=self.device)
+        start = torch.tensor([self._start_pose(e) for e in eps], dtype=torch.long, device=self.device)
         self.pose = torch.where(rows[:, None], start, self.pose)
         zero = torch.zeros_like(self.steps)
         self.steps, self.failures, self.plan_step = (torch.where(rows, zero, x) for x in (self.steps, self.failures,

@@ -11,7 +11,10 @@ are shortest), so following it from the start takes as many steps as the recorde
 
 Distances to the goal poses of interaction k are one field over all poses (R, C, 4 headings,
 len(HORIZONS)), computed the first time the agent needs them by value iteration over the pose graph
-and cached, so an answer costs a lookup.
+and cached, so an answer costs a lookup. On the recorded trajectory itself (given its start pose) the
+answer is the recorded action, which is also a shortest route, and no field is computed: building the
+field of one interaction (rendering its goal poses) costs about 85 ms on a 2-core CPU, more than
+a dozen env steps, and teacher forcing on fresh episodes would need one for every interaction.
 """
 
 from __future__ import annotations
@@ -52,14 +55,34 @@ def distance_field(goals: torch.Tensor, blocked: torch.Tensor) -> torch.Tensor:
         d = new
 
 
+def recorded_actions(low_actions: list[dict], start: tuple[int, int, int, int]) -> dict[tuple, int]:
+    """{((i, j, heading, horizon), interactions done): env action} along the recorded trajectory from `start`."""
+    names = ("MoveAhead", "RotateLeft", "RotateRight", "LookUp", "LookDown")
+    out: dict[tuple, int] = {}
+    (i, j, h, v), k = start, 0
+    for a in low_actions:
+        name = a["api_action"]["action"]
+        if name in INTERACTIONS:
+            out[(i, j, h, v), k] = FIRST_INTERACTION + INTERACTIONS.index(name)
+            k += 1
+            continue
+        out[(i, j, h, v), k] = MOVE_AHEAD + names.index(name)
+        if name == "MoveAhead":
+            i, j = i + STEP[h][0], j + STEP[h][1]
+        h = (h + (name == "RotateLeft") - (name == "RotateRight")) % 4
+        v += (name == "LookDown") - (name == "LookUp")
+    return out
+
+
 class PlanExpert:
     """The recovering expert of one episode (its scene, its plan's interactions, the env's camera)."""
 
     def __init__(self, hs: HouseholdScene, low_actions: list[dict], camera: Camera, free: torch.Tensor,
-                 blocked: torch.Tensor):
+                 blocked: torch.Tensor, start: tuple[int, int, int, int] | None = None):
         self.hs, self.camera, self.free, self.blocked = hs, camera, free, blocked
         self.steps = [(INTERACTIONS.index(a["api_action"]["action"]), int(a["api_action"]["objectId"]))
                       for a in low_actions if "objectId" in a["api_action"]]
+        self.recorded = {} if start is None else recorded_actions(low_actions, start)
         self._fields: dict[int, torch.Tensor] = {}
         self._world: HouseholdWorld | None = None
         self._done = 0  # interactions applied to self._world
@@ -90,6 +113,8 @@ class PlanExpert:
         no goal pose of interaction k can be reached from here."""
         if k >= len(self.steps):
             return STOP
+        if (pose, k) in self.recorded:
+            return self.recorded[pose, k]
         d = self.field(k)
         i, j, h, v = pose
         here = int(d[i, j, h, v])
