@@ -79,12 +79,40 @@ def test_codebook_and_commitment_gradients_separate() -> None:
     torch.testing.assert_close(z.grad, 2 * 0.25 * (z0 - e) / z0.numel())
 
 
+def test_dead_codes_restart_on_batch_vectors() -> None:
+    """Four clusters around one code at the origin, the 7 others far away: without restarts every vector maps to
+    code 0; with restart_after=2 the idle codes jump onto batch vectors until each cluster has codes of its own."""
+    torch.manual_seed(0)
+    centres = torch.tensor([[5.0, 5.0], [-5.0, 5.0], [5.0, -5.0], [-5.0, -5.0]])
+    z = (centres[:, None] + 0.01 * torch.randn(4, 16, 2)).reshape(-1, 2)
+    plain, restarted = VectorQuantizer(8, 2), VectorQuantizer(8, 2, restart_after=2)
+    for vq in (plain, restarted):
+        vq.codebook.weight.data.fill_(-100.0)
+        vq.codebook.weight.data[0] = 0.0
+    for _ in range(20):
+        _, plain_idx, plain_losses = plain(z)
+        _, idx, losses = restarted(z)
+    assert plain_idx.unique().numel() == 1 and plain_losses["perplexity"].item() == pytest.approx(1.0)
+    clusters = idx.view(4, 16)
+    assert all(len(set(row.tolist()) & set(other.tolist())) == 0
+               for i, row in enumerate(clusters) for other in clusters[i + 1:])  # no code shared by two clusters
+    assert losses["codebook"].item() < 0.01 < plain_losses["codebook"].item()
+    assert restarted.idle.max() < 2
+    restarted.eval()  # no restarts in eval mode: the codebook stays as it is
+    before = restarted.codebook.weight.detach().clone()
+    for _ in range(3):
+        restarted(torch.zeros(4, 2))
+    torch.testing.assert_close(restarted.codebook.weight, before)
+
+
 def test_quantizer_errors() -> None:
     vq = VectorQuantizer(num_codes=4, dim=3)
     with pytest.raises(ValueError, match=r"dim=3, got shape \(2, 5\)"):
         vq(torch.zeros(2, 5))
     with pytest.raises(ValueError, match="num_codes must be a positive int"):
         VectorQuantizer(num_codes=0, dim=3)
+    with pytest.raises(ValueError, match=r"restart_after must be an int >= 0 \(0: no dead-code restarts\), got -1"):
+        VectorQuantizer(num_codes=4, dim=3, restart_after=-1)
 
 
 def test_vqvae_shapes_and_errors() -> None:

@@ -47,8 +47,16 @@ def test_act_shapes_dtypes_and_deterministic_mode(space, shape, dtype):
     assert ent.shape == (5,) and (ent > 0).all() if not isinstance(space, gym.spaces.Box) else ent.shape == (5,)
 
 
+@pytest.fixture(scope="module")
+def readout_policy():
+    torch.manual_seed(0)
+    return VLAPolicy(tiny_config(memory={"attend_instruction": True}), obs_space(), DISCRETE)
+
+
 @pytest.mark.parametrize("layout", ["time_batch", "flat"])
-def test_evaluate_actions_equals_stepping_act(policy, layout):
+@pytest.mark.parametrize("which", ["policy", "readout_policy"])
+def test_evaluate_actions_equals_stepping_act(request, which, layout):
+    policy = request.getfixturevalue(which)
     t_len, b = 6, 3
     obs = make_obs(b, seed=1, lead=(t_len,))
     masks = torch.ones(t_len, b)
@@ -74,6 +82,20 @@ def test_evaluate_actions_equals_stepping_act(policy, layout):
     assert lp.shape == ent.shape == v.shape == (t_len * b,)
     torch.testing.assert_close(lp, torch.cat(logps), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(v, torch.cat(values), atol=1e-5, rtol=1e-5)
+
+
+def test_memory_reads_the_instruction_after_the_state(readout_policy):
+    """memory.attend_instruction: the state's attention over the instruction tokens reaches the action logits."""
+    p = readout_policy
+    out = torch.randn(2, p.memory.out_dim)
+    tokens, mask, _ = p.language(texts=list(TEXTS[:2]))
+    swapped = p.language(texts=[TEXTS[1], TEXTS[0]])
+    context = {"instruction": tokens, "instruction_mask": mask}
+    z, value_z, action_mask = p._heads_input(out, None, context)
+    z2, _, _ = p._heads_input(out, None, {"instruction": swapped[0], "instruction_mask": swapped[1]})
+    assert action_mask is None and torch.equal(z, value_z)
+    assert (z - out).abs().max() > 1e-4 and (z - z2).abs().max() > 1e-4
+    assert p.readout.q.weight.shape == (p.memory.out_dim, p.memory.out_dim)
 
 
 def test_mask_resets_exactly_that_rows_state(policy):

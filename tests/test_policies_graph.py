@@ -264,3 +264,9 @@ def test_action_masks_are_for_categorical_heads_only():
     with pytest.raises(ValueError, match=r"action_mask must be bool of shape \(2, 3\)"):
         q.action_head.act(feats, action_mask=mask.long())
     assert make_obs(1)["rgb"].shape == (1, 16, 16, 3)  # the square helpers are untouched
+
+
+def test_memory_readout_is_refused_with_candidates(env):
+    with pytest.raises(ValueError, match=r"memory.attend_instruction is for action spaces without candidates; .*"
+                                         r"policy.candidates.attend_instruction"):
+        make_policy(env, memory={"attend_instruction": True})

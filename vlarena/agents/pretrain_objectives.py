@@ -52,6 +52,7 @@ class MethodConfig:
     num_codes: int = 256  # vqvae
     code_dim: int = 32
     beta: float = 0.25
+    restart_after: int = 10  # vqvae: a code unused for this many updates moves onto a batch vector (0: never)
 
     def __post_init__(self) -> None:
         if self.name not in METHODS:
@@ -169,7 +170,7 @@ class VQObjective(nn.Module):
         self.vision = vision
         p, c, n = vision.config.patch_size, vision.patch_embed.in_channels, vision.config.num_tokens
         self.to_code = nn.Linear(vision.out_dim, cfg.code_dim)
-        self.quantizer = VectorQuantizer(cfg.num_codes, cfg.code_dim, cfg.beta)
+        self.quantizer = VectorQuantizer(cfg.num_codes, cfg.code_dim, cfg.beta, cfg.restart_after)
         self.decoder = MAEDecoder(cfg.code_dim, n, p * p * c, cfg.decoder_dim, cfg.decoder_depth)
 
     def loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:

@@ -12,7 +12,10 @@
     (1 = one code used, ``num_codes`` = uniform use).
 
   The codebook is ``nn.Embedding(num_codes, dim)`` initialised uniform(-1/num_codes, 1/num_codes), and is
-  learned by the codebook loss (no EMA updates).
+  learned by the codebook loss (no EMA updates). Dead-code restarts (``restart_after=k > 0``, Jukebox's
+  random restarts, Dhariwal et al. 2020): in training mode, a code that no vector picked in the last ``k``
+  forward passes is moved onto a random vector of the current batch before the assignment, so the codebook
+  does not collapse onto the few codes near the encoder's first outputs.
 * :class:`VQVAE` is a small convolutional tokenizer: ``downsample`` stride-2 4x4 convs (so 64x64 images
   give 16x16 codes with the default 2), a 1x1 conv to ``code_dim``, the quantizer, and a mirror decoder of
   stride-2 ``ConvTranspose2d`` back to ``in_channels``. Images are float ``(B, C, H, W)`` in ``[-1, 1]``;
@@ -37,20 +40,34 @@ class VectorQuantizer(nn.Module):
     ``"codebook"``, ``"commitment"``, ``"loss"`` and ``"perplexity"`` (scalars).
     """
 
-    def __init__(self, num_codes: int, dim: int, beta: float = 0.25) -> None:
+    def __init__(self, num_codes: int, dim: int, beta: float = 0.25, restart_after: int = 0) -> None:
         super().__init__()
         positive_int("num_codes", num_codes)
         positive_int("dim", dim)
         if not float(beta) >= 0.0:
             raise ValueError(f"beta must be a non-negative float, got {beta!r}")
-        self.num_codes, self.dim, self.beta = num_codes, dim, float(beta)
+        if isinstance(restart_after, bool) or not isinstance(restart_after, int) or restart_after < 0:
+            raise ValueError(f"restart_after must be an int >= 0 (0: no dead-code restarts), got {restart_after!r}")
+        self.num_codes, self.dim, self.beta, self.restart_after = num_codes, dim, float(beta), restart_after
         self.codebook = nn.Embedding(num_codes, dim)
         nn.init.uniform_(self.codebook.weight, -1.0 / num_codes, 1.0 / num_codes)
+        self.register_buffer("idle", torch.zeros(num_codes, dtype=torch.long), persistent=False)  # passes unused
+
+    @torch.no_grad()
+    def _restart_dead_codes(self, flat: Tensor) -> None:
+        dead = (self.idle >= self.restart_after).nonzero().squeeze(1)
+        if dead.numel():
+            pick = torch.randint(flat.shape[0], (dead.numel(),), device=flat.device)
+            self.codebook.weight[dead] = flat[pick].to(self.codebook.weight.dtype)
+            self.idle[dead] = 0
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         if z.dim() < 1 or z.shape[-1] != self.dim:
             raise ValueError(f"z must have last dimension dim={self.dim}, got shape {tuple(z.shape)}")
         flat = z.reshape(-1, self.dim)
+        restarting = self.training and self.restart_after > 0 and flat.shape[0] > 0
+        if restarting:
+            self._restart_dead_codes(flat.detach())
         weight = self.codebook.weight
         # ||z - e||^2 = ||z||^2 - 2 z.e + ||e||^2, computed without gradient (argmin is not differentiable).
         with torch.no_grad():
@@ -60,6 +77,8 @@ class VectorQuantizer(nn.Module):
         codebook_loss = F.mse_loss(z_q, z.detach())
         commitment = self.beta * F.mse_loss(z, z_q.detach())
         counts = torch.bincount(indices, minlength=self.num_codes).to(z.dtype)
+        if restarting:
+            self.idle = torch.where(counts > 0, 0, self.idle + 1)
         probs = counts / counts.sum().clamp(min=1.0)
         perplexity = torch.exp(-(probs * torch.log(probs + 1e-10)).sum())
         z_q_st = z + (z_q - z).detach()

@@ -155,11 +155,18 @@ class FusionConfig:
 
 @dataclass
 class MemoryConfig:
-    """Recurrent state over time: a GRU (masks reset it at episode starts) or none (feedforward)."""
+    """Recurrent state over time: a GRU (masks reset it at episode starts) or none (feedforward).
+
+    attend_instruction: the memory's output queries the instruction's tokens and adds what it reads (the
+    follower's attention of seq2seq VLN and ALFRED agents: the state picks the step of a long instruction it
+    is at). For policies without candidate actions; those with candidates read the instruction in their
+    encoder (`candidates.attend_instruction`).
+    """
 
     kind: str = "gru"
     hidden: int = 256
     layers: int = 1
+    attend_instruction: bool = False
 
     def __post_init__(self) -> None:
         _choice("memory", "kind", self.kind, MEMORY_KINDS)

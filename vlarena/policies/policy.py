@@ -53,6 +53,7 @@ from torch import nn
 
 from vlarena.policies.candidates import (
     CANDIDATE_KEYS,
+    Attention,
     CandidateEncoder,
     CandidateScoringHead,
     candidate_inputs,
@@ -109,6 +110,10 @@ class VLAPolicy(nn.Module):
         self.state_proj = nn.Linear(self.state_size, self.fusion.out_dim) if self.state_size else None
         self.memory = build_memory(config.memory, self.fusion.out_dim)
         dim = self.memory.out_dim
+        if config.memory.attend_instruction and self.candidate_spec is not None:
+            raise ValueError("policy.memory.attend_instruction is for action spaces without candidates; with candidate "
+                             "actions the candidate encoder reads the instruction (policy.candidates.attend_instruction)")
+        self.readout = Attention(dim, self.language.out_dim, dim, dim) if config.memory.attend_instruction else None
         self.candidates = None if self.candidate_spec is None else CandidateEncoder(
             self.candidate_spec, dim, config.candidates, self.vision.out_dim, self.language.out_dim)
         if config.action_head == "diffusion":
@@ -199,6 +204,8 @@ class VLAPolicy(nn.Module):
                      context: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(action-head features, value features, action mask or None) of the memory output (N, D)."""
         if cands is None:
+            if self.readout is not None:
+                out = out + self.readout(out[:, None], context["instruction"], context["instruction_mask"])[:, 0]
             return out, out, None
         z, enc = self.candidates(out, *cands, **context)
         valid = cands[1]
