@@ -7,7 +7,7 @@ import torch
 
 from vlarena.envs.alfred_env import ACTIONS, FIRST_INTERACTION, AlfredEnvConfig, AlfredVectorEnv
 from vlarena.envs.household.generate import generate_split
-from vlarena.envs.household.navigate import STEP
+from vlarena.envs.household.navigate import HORIZONS, STEP
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +68,29 @@ def test_failed_actions_change_nothing_count_and_end_the_episode(env):
         assert torch.equal(getattr(env.world, k), v), k
     with pytest.raises(ValueError, match=r"action 13 of env 0 is outside the action space"):
         env.step(torch.tensor([13, 0]))
+
+
+def test_pose_is_relative_to_the_start(env):
+    """`pose`: metres ahead / left in the start's frame, sin / cos of the turn since the start, horizon / 60."""
+    obs, _ = env.reset(options={"episode_id": [0, 1]})
+    start = env.pose.clone()
+    horizon = torch.tensor([HORIZONS[h] / 60 for h in start[:, 3].tolist()])
+    torch.testing.assert_close(obs["pose"], torch.stack([torch.zeros(2), torch.zeros(2), torch.zeros(2),
+                                                         torch.ones(2), horizon], 1))
+    moved = torch.zeros(2)
+    for a in ("MoveAhead", "RotateLeft", "MoveAhead", "MoveAhead", "LookUp"):
+        before = env.pose.clone()
+        obs, _, _, _, info = env.step(torch.full((2,), ACTIONS.index(a)))
+        if a == "MoveAhead":
+            moved += (env.pose[:, :2] != before[:, :2]).any(1).float()
+    assert moved.sum() >= 2  # some MoveAheads went through
+    ahead, left = obs["pose"][:, 0], obs["pose"][:, 1]
+    assert obs["pose"].shape == (2, 5) and obs["pose"].dtype == torch.float32
+    torch.testing.assert_close(obs["pose"][:, 2:4], torch.tensor([[1.0, 0.0]] * 2), atol=1e-6, rtol=0)  # 90° left
+    # the walked distance is the successful MoveAheads' (0.25 m each), split between ahead and left
+    torch.testing.assert_close(ahead.abs() + left.abs(), 0.25 * moved)
+    assert ((ahead >= 0) & (left >= 0)).all()
+    torch.testing.assert_close(obs["pose"][:, 4], torch.tensor([HORIZONS[h] / 60 for h in env.pose[:, 3].tolist()]))
 
 
 def test_the_expert_recovers_from_wandering_and_gives_up_after_an_unplanned_interaction(env):

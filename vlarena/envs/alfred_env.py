@@ -12,7 +12,10 @@ nothing and counts; an episode ends at STOP (terminated), after `max_failures` (
 or `max_steps` (1000) steps (truncated), as ALFRED's. Success: all goal conditions hold when it ends.
 
 Observations: `rgb` (H, W, 3) uint8 and `depth` (H, W, 1) of the view, `instruction`: the goal
-description followed by the step-by-step instructions of one of the episode's three annotations.
+description followed by the step-by-step instructions of one of the episode's three annotations, `pose`
+(5,) float32: the agent's pose relative to its start (metres ahead and to the left in the start's frame,
+sin and cos of the turn since the start, the camera horizon in degrees / 60), as AI2-THOR's agent
+metadata gives it and map-building ALFRED agents (FILM) use it; a policy reads it with `state_keys: [pose]`.
 Reward (documented, for PPO): `goal_reward` per goal condition newly met (minus per one undone),
 `success_reward` on a STOP with all conditions met, minus `step_penalty` a step and
 `failure_penalty` a failed action.
@@ -28,6 +31,7 @@ Resetting an env rebuilds the per-env scene tensors of the batch (Python work pe
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,17 +113,20 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         self.single_observation_space = gym.spaces.Dict({
             "rgb": gym.spaces.Box(0, 255, (config.height, config.width, 3), np.uint8),
             "depth": gym.spaces.Box(0.0, 10.0, (config.height, config.width, 1), np.float32),
-            "instruction": gym.spaces.Text(INSTRUCTION_MAX_LENGTH, min_length=1, charset=INSTRUCTION_CHARSET)})
+            "instruction": gym.spaces.Text(INSTRUCTION_MAX_LENGTH, min_length=1, charset=INSTRUCTION_CHARSET),
+            "pose": gym.spaces.Box(-100.0, 100.0, (5,), np.float32)})
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.single_action_space = gym.spaces.Discrete(len(ACTIONS))
         self.action_space = gym.spaces.MultiDiscrete(np.full(num_envs, len(ACTIONS)))
         self._rng = torch.Generator().manual_seed(config.seed)
         self._moves = torch.tensor(STEP, device=self.device)  # (di, dj) of MoveAhead per heading
+        self._horizons = torch.tensor(HORIZONS, device=self.device)
         self._scenes: dict[tuple[int, str], tuple[Any, torch.Tensor, torch.Tensor]] = {}  # (home, free, blocked)
         self._experts: dict[int, PlanExpert] = {}
         b, dev = num_envs, self.device
         self.ep = torch.zeros(b, dtype=torch.long, device=dev)
         self.pose = torch.zeros(b, 4, dtype=torch.long, device=dev)  # i, j, k, h
+        self.start_pose = torch.zeros(b, 4, dtype=torch.long, device=dev)
         self.steps = torch.zeros(b, dtype=torch.long, device=dev)
         self.failures = torch.zeros(b, dtype=torch.long, device=dev)
         self.plan_step = torch.zeros(b, dtype=torch.long, device=dev)  # the plan's interactions done, in order
@@ -177,6 +184,7 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         self.goals = TaskGoals.from_specs([self.specs[e] for e in eps], self.device)
         start = torch.tensor([self._start_pose(e) for e in eps], dtype=torch.long, device=self.device)
         self.pose = torch.where(rows[:, None], start, self.pose)
+        self.start_pose = torch.where(rows[:, None], start, self.start_pose)
         zero = torch.zeros_like(self.steps)
         self.steps, self.failures, self.plan_step = (torch.where(rows, zero, x) for x in (self.steps, self.failures,
                                                                                            self.plan_step))
@@ -258,7 +266,17 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         rows = top[:, None] + torch.arange(self.config.height, device=self.device)
         idx = torch.arange(self.num_envs, device=self.device)[:, None]
         return {"rgb": frame["rgb"][idx, rows], "depth": frame["depth"][idx, rows],
-                "instruction": self._instructions}
+                "instruction": self._instructions, "pose": self._relative_pose()}
+
+    def _relative_pose(self) -> torch.Tensor:
+        """(B, 5): metres ahead and left of the start in its frame, sin/cos of the turn since it, horizon / 60."""
+        d = (self.pose[:, :2] - self.start_pose[:, :2]).float() * self.look.scene_tensors.cell_size
+        k0 = self.start_pose[:, 2]
+        ahead = (d * self._moves[k0].float()).sum(1)
+        left = (d * self._moves[(k0 + 1) % 4].float()).sum(1)
+        turn = (self.pose[:, 2] - k0).remainder(4).float() * (math.pi / 2)
+        horizon = self._horizons[self.pose[:, 3]] / 60.0
+        return torch.stack([ahead, left, turn.sin(), turn.cos(), horizon], 1)
 
     def render(self) -> tuple[np.ndarray, ...]:
         return tuple(self._observe()["rgb"].cpu().numpy())
