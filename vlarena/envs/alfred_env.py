@@ -139,13 +139,7 @@ class AlfredVectorEnv(EpisodicVectorEnv):
     # ---- episodes ------------------------------------------------------------------------------
     def _household(self, e: int) -> Any:
         """Episode e's household; homes and their motion tables are built once per scene, experts per episode."""
-        scene = self.episodes[e]["scene"]
-        key = (scene["scene_num"], scene["room_type"])
-        if key not in self._scenes:
-            home = generate_household(scene["scene_num"], room_type=scene["room_type"])
-            self._scenes[key] = (home, *blocked_table(SceneTensors.from_scenes([home.scene]), 0,
-                                                      MotionConfig(turn_deg=90.0)))
-        home, free, blocked = self._scenes[key]
+        home, free, blocked = self._scene(e)
         if e not in self._experts:
             self._experts[e] = PlanExpert(home, self.episodes[e]["plan"]["low_actions"], self.camera, free, blocked,
                                           start=self._start_pose(e))
@@ -155,9 +149,18 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         init = self.episodes[e]["scene"]["init_action"]
         return init["cell"][0], init["cell"][1], init["rotation"] // 90, HORIZONS.index(init["horizon"])
 
-    def _blocked(self, e: int) -> torch.Tensor:
+    def _scene(self, e: int) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        """(home, free, blocked) of episode e's scene, built the first time one of its episodes starts."""
         scene = self.episodes[e]["scene"]
-        return self._scenes[scene["scene_num"], scene["room_type"]][2]
+        key = (scene["scene_num"], scene["room_type"])
+        if key not in self._scenes:
+            home = generate_household(scene["scene_num"], room_type=scene["room_type"])
+            self._scenes[key] = (home, *blocked_table(SceneTensors.from_scenes([home.scene]), 0,
+                                                      MotionConfig(turn_deg=90.0)))
+        return self._scenes[key]
+
+    def _blocked(self, e: int) -> torch.Tensor:
+        return self._scene(e)[2]
 
     def _start(self, rows: torch.Tensor, ep: torch.Tensor) -> None:
         self.ep = torch.where(rows, ep, self.ep)
