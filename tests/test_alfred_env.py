@@ -176,3 +176,24 @@ def test_registered_single_env_passes_check_env_and_eval_cli(tmp_path, capsys):
               f"out_dir={out}"])
     assert exit_.value.code == 2
     assert "accepted are oracle, random or checkpoint" in capsys.readouterr().err
+
+
+def test_look_around_turns_once_around_then_follows_the_plan():
+    env = AlfredVectorEnv(num_envs=2, split="valid_unseen", num_episodes=2, look_around=4)
+    obs, info = env.reset(options={"episode_id": [0, 1]})
+    start = env.pose.clone()
+    actions, ended = [], {}
+    for t in range(400):
+        actions.append(info["expert_action"])
+        obs, reward, terminated, truncated, info = env.step(info["expert_action"])
+        if t == 3:
+            assert torch.equal(env.pose, start)  # four quarter turns: back where it started
+        for b in range(2):
+            if b not in ended and bool(info["done"][b]):
+                ended[b] = (t, bool(info["success"][b]))
+        if len(ended) == 2:
+            break
+    assert (torch.stack(actions[:4]) == ACTIONS.index("RotateLeft")).all()
+    assert ended == {b: (len(env.episodes[b]["plan"]["low_actions"]) + 4, True) for b in range(2)}
+    with pytest.raises(ValueError, match="env.look_around must be an int >= 0"):
+        AlfredEnvConfig(look_around=-1)

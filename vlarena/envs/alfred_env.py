@@ -24,7 +24,13 @@ Expert (`info["expert_action"]`): household.recover.PlanExpert, the fewest actio
 the next interaction of the episode's plan (then STOP), wherever the agent has walked, as long as it has
 done the plan's interactions in order and no other interaction that changed the world; after such an
 interaction the expert has no answer (-1, and `info["expert_valid"]` False; DAgger leaves those steps out
-of its loss). Following it from the start takes as many steps as the recorded `plan.low_actions`.
+of its loss). Following it from the start takes as many steps as the recorded `plan.low_actions`. With `look_around` = n
+the expert first turns left n times (4: once around, so the objects are seen, and on the `semantic_map`,
+before it walks: the look-around that map-building ALFRED agents start with), then goes on as above.
+
+Semantic map (`semantic_map` = S > 0): observation `semantic_map` (S, S, 2 + 49) uint8, the agent's
+top-down map of what it has seen this episode around it (household.semantic_map: seen floor, walls, and
+one channel per ALFRED object type, from its frames' depth and ground-truth segmentation; FILM's map).
 Autoreset: NEXT_STEP.
 Resetting an env rebuilds the per-env scene tensors of the batch (Python work per episode start).
 """
@@ -50,6 +56,8 @@ from vlarena.envs.household.generate import make_episode
 from vlarena.envs.household.goals import TaskGoals, goal_conditions
 from vlarena.envs.household.navigate import HORIZONS, STEP, Camera, blocked_table, pose_tensor
 from vlarena.envs.household.recover import PlanExpert
+from vlarena.envs.household.semantic_map import CHANNELS as MAP_CHANNELS
+from vlarena.envs.household.semantic_map import SemanticMap
 from vlarena.envs.household.world import INTERACTIONS, HouseholdWorld
 from vlarena.envs.motion import MotionConfig
 from vlarena.envs.nav_env import INSTRUCTION_CHARSET, INSTRUCTION_MAX_LENGTH
@@ -74,16 +82,24 @@ class AlfredEnvConfig:
     success_reward: float = 5.0
     step_penalty: float = 0.01
     failure_penalty: float = 0.05
+    semantic_map: int = 0  # > 0: a `semantic_map` observation, this many cells (odd) across; 0: none
+    look_around: int = 0  # the expert's first actions: this many RotateLeft (4: a full turn, to see the room first)
     seed: int = 0
     device: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
             raise ValueError(f"env.split must be one of {list(SPLITS)}, got {self.split!r}")
+        if isinstance(self.look_around, bool) or not isinstance(self.look_around, int) or self.look_around < 0:
+            raise ValueError(f"env.look_around must be an int >= 0 (RotateLefts before the plan), got "
+                             f"{self.look_around!r}")
         for name in ("width", "height", "max_steps", "max_failures"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise ValueError(f"env.{name} must be a positive int, got {v!r}")
+        m = self.semantic_map
+        if isinstance(m, bool) or not isinstance(m, int) or m < 0 or (m and m % 2 == 0):
+            raise ValueError(f"env.semantic_map must be 0 (no map) or an odd number of cells across, got {m!r}")
 
 
 def load_episodes(config: AlfredEnvConfig) -> list[dict[str, Any]]:
@@ -114,7 +130,9 @@ class AlfredVectorEnv(EpisodicVectorEnv):
             "rgb": gym.spaces.Box(0, 255, (config.height, config.width, 3), np.uint8),
             "depth": gym.spaces.Box(0.0, 10.0, (config.height, config.width, 1), np.float32),
             "instruction": gym.spaces.Text(INSTRUCTION_MAX_LENGTH, min_length=1, charset=INSTRUCTION_CHARSET),
-            "pose": gym.spaces.Box(-100.0, 100.0, (5,), np.float32)})
+            "pose": gym.spaces.Box(-100.0, 100.0, (5,), np.float32),
+            **({"semantic_map": gym.spaces.Box(0, 1, (config.semantic_map, config.semantic_map, MAP_CHANNELS),
+                                               np.uint8)} if config.semantic_map else {})})
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.single_action_space = gym.spaces.Discrete(len(ACTIONS))
         self.action_space = gym.spaces.MultiDiscrete(np.full(num_envs, len(ACTIONS)))
@@ -134,6 +152,7 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         self.satisfied = torch.zeros(b, dtype=torch.long, device=dev)
         self._pending_reset = torch.zeros(b, dtype=torch.bool, device=dev)
         self.world: HouseholdWorld | None = None
+        self.semantic_map = SemanticMap(b, 1, 1, self.camera, dev) if config.semantic_map else None
         self._instructions: tuple[str, ...] = ()
 
     # ---- episodes ------------------------------------------------------------------------------
@@ -184,6 +203,9 @@ class AlfredVectorEnv(EpisodicVectorEnv):
             t = self._blocked(e)
             self.blocked[i, :t.shape[0], :t.shape[1]] = t
         self.blocked = self.blocked.to(self.device)
+        if self.semantic_map is not None:
+            self.semantic_map.resize(r, c)
+            self.semantic_map.reset(rows)
         self.goals = TaskGoals.from_specs([self.specs[e] for e in eps], self.device)
         start = torch.tensor([self._start_pose(e) for e in eps], dtype=torch.long, device=self.device)
         self.pose = torch.where(rows[:, None], start, self.pose)
@@ -258,18 +280,29 @@ class AlfredVectorEnv(EpisodicVectorEnv):
     def _expert(self) -> torch.Tensor:
         out = [self._experts[e].action(tuple(pose), k) if on else -1 for e, pose, k, on in
                zip(self.ep.tolist(), self.pose.tolist(), self.plan_step.tolist(), self.on_plan.tolist(), strict=True)]
-        return torch.tensor(out, dtype=torch.long, device=self.device)
+        out = torch.tensor(out, dtype=torch.long, device=self.device)
+        first = (self.steps < self.config.look_around) & self.on_plan & (self.plan_step == 0)
+        return torch.where(first, torch.full_like(out, ACTIONS.index("RotateLeft")), out)
 
     def _observe(self) -> dict[str, Any]:
         self.look.update(self.world)
         self.renderer.refresh_objects()
-        frame = self.renderer.render(torch.arange(self.num_envs, device=self.device), self._render_pose(),
-                                     outputs=("rgb", "depth"))
+        pose = self._render_pose()
+        ids = ("semantic", "instance") if self.semantic_map is not None else ()
+        frame = self.renderer.render(torch.arange(self.num_envs, device=self.device), pose,
+                                     outputs=("rgb", "depth", *ids))
         top = self.camera.centre_row(self.pose[:, 3]) - self.config.height // 2
         rows = top[:, None] + torch.arange(self.config.height, device=self.device)
         idx = torch.arange(self.num_envs, device=self.device)[:, None]
-        return {"rgb": frame["rgb"][idx, rows], "depth": frame["depth"][idx, rows],
-                "instruction": self._instructions, "pose": self._relative_pose()}
+        view = {key: value[idx, rows] for key, value in frame.items()}
+        obs = {"rgb": view["rgb"], "depth": view["depth"], "instruction": self._instructions,
+               "pose": self._relative_pose()}
+        if self.semantic_map is not None:
+            self.semantic_map.update(pose, view["depth"], view["semantic"], view["instance"], self.world.otype,
+                            self.look.scene_tensors.cell_size)
+            i, j, k, _ = self.pose.unbind(1)
+            obs["semantic_map"] = self.semantic_map.egocentric(i, j, k, self.config.semantic_map)
+        return obs
 
     def _relative_pose(self) -> torch.Tensor:
         """(B, 5): metres ahead and left of the start in its frame, sin/cos of the turn since it, horizon / 60."""

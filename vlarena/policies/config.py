@@ -213,9 +213,14 @@ class PolicyConfig:
     # flat float Box observations (LeRobot's observation.state, habitat's GPS+compass, R2R's last_move), each
     # (B, D_k): concatenated, projected and added to the fused features before the memory
     state_keys: list[str] = field(default_factory=list)
+    # a top-down map observation (B, S, S, C) (ALFRED-v0's semantic_map), read by map_encoder.MapEncoder and added
+    # to the fused features before the memory; None: no map
+    map_key: str | None = None
 
     def __post_init__(self) -> None:
         _choice("policy", "action_head", self.action_head, ACTION_HEADS)
+        if self.map_key is not None and not isinstance(self.map_key, str):
+            raise ValueError(f"policy.map_key must be an observation key name or null, got {self.map_key!r}")
         _positive_int("policy", "ddim_steps", self.ddim_steps)
         if isinstance(self.state_keys, str) or not all(isinstance(k, str) for k in self.state_keys):
             raise ValueError(f"policy.state_keys must be a list of observation key names, got {self.state_keys!r}")

@@ -110,10 +110,11 @@ def check_obs(obs: Mapping[str, Any], use_depth: bool) -> None:
                          f"'instruction_mask'; got keys {sorted(obs)}")
 
 
-def flatten_time(obs: Mapping[str, Any], t: int, b: int, state_keys: Sequence[str] = ()) -> dict[str, Any]:
+def flatten_time(obs: Mapping[str, Any], t: int, b: int, state_keys: Sequence[str] = (),
+                 map_keys: Sequence[str] = ()) -> dict[str, Any]:
     """(T, B, ...) tensors and nested instruction lists -> (T * B, ...) / flat lists; others as they are."""
     out: dict[str, Any] = {}
-    dims = {**TENSOR_DIMS, **{k: 2 for k in state_keys}}
+    dims = {**TENSOR_DIMS, **{k: 2 for k in state_keys}, **{k: 4 for k in map_keys}}
     for key, value in obs.items():
         if isinstance(value, torch.Tensor) and key in dims and value.dim() == dims[key] + 1:
             if tuple(value.shape[:2]) != (t, b):

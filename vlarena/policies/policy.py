@@ -26,6 +26,9 @@ heads see them), and action c >= 1 is allowed iff `candidate_mask[c - 1]` is non
 probability exactly 0 in `act`, `evaluate_actions` and `action_log_prob` (log-prob about -1e9).
 A rollout must keep both keys for `evaluate_actions` (`policy.candidate_keys` names them).
 
+Map input: `policy.map_key` names a (S, S, C) Box observation, a top-down map around the agent (ALFRED-v0's
+`semantic_map`), read by map_encoder.MapEncoder (FiLM from the instruction) and added like the state inputs.
+
 State inputs: `policy.state_keys` names flat float Box observations (B, D_k), concatenated, projected by one
 linear layer and added to the fused features before the memory (R2R's `last_move`, a GPS+compass, a robot's
 proprioception); rollouts keep them (`obs_keys`).
@@ -76,6 +79,7 @@ from vlarena.policies.diffusion_head import DiffusionPolicyHead
 from vlarena.policies.fusion import Fusion
 from vlarena.policies.heads import ValueHead, build_action_head
 from vlarena.policies.language import LanguageEncoder, resolve_backbone
+from vlarena.policies.map_encoder import MapEncoder, check_map_space
 from vlarena.policies.memory import build_memory
 from vlarena.policies.observations import (
     check_obs,
@@ -108,6 +112,8 @@ class VLAPolicy(nn.Module):
                              config.vision.num_tokens)
         self.state_size = check_state_space(observation_space, config.state_keys)
         self.state_proj = nn.Linear(self.state_size, self.fusion.out_dim) if self.state_size else None
+        self.map_encoder = None if config.map_key is None else MapEncoder(
+            *check_map_space(observation_space, config.map_key)[::-1], self.language.out_dim, self.fusion.out_dim)
         self.memory = build_memory(config.memory, self.fusion.out_dim)
         dim = self.memory.out_dim
         if config.memory.attend_instruction and self.candidate_spec is not None:
@@ -141,7 +147,11 @@ class VLAPolicy(nn.Module):
     @property
     def obs_keys(self) -> tuple[str, ...]:
         """Observation keys besides vision and instruction that a rollout must keep for `evaluate_actions`."""
-        return (*self.candidate_keys, *self.config.state_keys)
+        return (*self.candidate_keys, *self.config.state_keys, *self._map_keys)
+
+    @property
+    def _map_keys(self) -> tuple[str, ...]:
+        return () if self.config.map_key is None else (self.config.map_key,)
 
     @property
     def candidate_keys(self) -> tuple[str, ...]:
@@ -194,6 +204,11 @@ class VLAPolicy(nn.Module):
         if self.state_proj is not None:
             state = state_input(obs, self.config.state_keys, self.state_size)
             fused = fused + self.state_proj(self._to_device(state).to(fused.dtype))
+        if self.map_encoder is not None:
+            grid = obs.get(self.config.map_key)
+            if not isinstance(grid, torch.Tensor):
+                raise ValueError(f"observation {self.config.map_key!r} (policy.map_key) is missing; keys {sorted(obs)}")
+            fused = fused + self.map_encoder(self._to_device(grid), pooled.to(fused.dtype))
         return fused, context
 
     # ---- the policy contract ---------------------------------------------------------------------
@@ -245,7 +260,7 @@ class VLAPolicy(nn.Module):
         if not isinstance(masks, torch.Tensor) or masks.dim() != 2:
             raise ValueError(f"masks must be a tensor (T, B), got {getattr(masks, 'shape', type(masks).__name__)}")
         t, b = masks.shape
-        obs = flatten_time(obs, t, b, self.config.state_keys)
+        obs = flatten_time(obs, t, b, self.config.state_keys, self._map_keys)
         cands = self._candidates(obs)
         features, context = self._encode(obs)
         out, _ = self.memory.sequence(features.view(t, b, -1), self._to_device(state), self._to_device(masks))
