@@ -24,9 +24,9 @@ Expert (`info["expert_action"]`): household.recover.PlanExpert, the fewest actio
 the next interaction of the episode's plan (then STOP), wherever the agent has walked, as long as it has
 done the plan's interactions in order and no other interaction that changed the world; after such an
 interaction the expert has no answer (-1, and `info["expert_valid"]` False; DAgger leaves those steps out
-of its loss). Following it from the start takes as many steps as the recorded `plan.low_actions`. With `look_around` = n
-the expert first turns left n times (4: once around, so the objects are seen, and on the `semantic_map`,
-before it walks: the look-around that map-building ALFRED agents start with), then goes on as above.
+of its loss). Following it from the start takes as many steps as the recorded `plan.low_actions`.
+With `look_around` = n the expert first turns left n times (4: once around, so the objects are seen, and on
+the `semantic_map`, before it walks: the look-around that map-building ALFRED agents start with).
 
 Semantic map (`semantic_map` = S > 0): observation `semantic_map` (S, S, 2 + 49) uint8, the agent's
 top-down map of what it has seen this episode around it (household.semantic_map: seen floor, walls, and
@@ -299,7 +299,7 @@ class AlfredVectorEnv(EpisodicVectorEnv):
                "pose": self._relative_pose()}
         if self.semantic_map is not None:
             self.semantic_map.update(pose, view["depth"], view["semantic"], view["instance"], self.world.otype,
-                            self.look.scene_tensors.cell_size)
+                                     self.look.scene_tensors.cell_size)
             i, j, k, _ = self.pose.unbind(1)
             obs["semantic_map"] = self.semantic_map.egocentric(i, j, k, self.config.semantic_map)
         return obs

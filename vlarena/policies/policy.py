@@ -112,8 +112,10 @@ class VLAPolicy(nn.Module):
                              config.vision.num_tokens)
         self.state_size = check_state_space(observation_space, config.state_keys)
         self.state_proj = nn.Linear(self.state_size, self.fusion.out_dim) if self.state_size else None
-        self.map_encoder = None if config.map_key is None else MapEncoder(
-            *check_map_space(observation_space, config.map_key)[::-1], self.language.out_dim, self.fusion.out_dim)
+        self.map_encoder = None
+        if config.map_key is not None:
+            size, channels = check_map_space(observation_space, config.map_key)
+            self.map_encoder = MapEncoder(channels, size, self.language.out_dim, self.fusion.out_dim)
         self.memory = build_memory(config.memory, self.fusion.out_dim)
         dim = self.memory.out_dim
         if config.memory.attend_instruction and self.candidate_spec is not None:

@@ -67,10 +67,9 @@ class SemanticMap:
         slot = instance.long().clamp(min=0)
         types = torch.gather(otype, 1, slot.reshape(b, -1)).reshape(b, h, w)
         channel = torch.where(semantic == SEM_FLOOR, 0, torch.where(semantic == SEM_WALL, 1, 2 + types))
-        _, rows, cols, ch = self.seen.shape
-        keep = (d < max_depth) & (i >= 0) & (i < rows) & (j >= 0) & (j < cols) & (channel >= 0) & (
-            (semantic == SEM_FLOOR) | (semantic == SEM_WALL) | ((semantic >= SEM_OBJECT_BASE) & (instance >= 0)
-                                                                  & (types >= 0)))
+        _, rows, cols, _ = self.seen.shape
+        labelled = (semantic == SEM_FLOOR) | (semantic == SEM_WALL) | ((instance >= 0) & (types >= 0))
+        keep = labelled & (d < max_depth) & (i >= 0) & (i < rows) & (j >= 0) & (j < cols)
         env = torch.arange(b, device=d.device)[:, None, None].expand(b, h, w)
         self.seen[env[keep], i[keep], j[keep], channel[keep]] = True
 
