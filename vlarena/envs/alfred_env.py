@@ -299,7 +299,7 @@ class AlfredVectorEnv(EpisodicVectorEnv):
                "pose": self._relative_pose()}
         if self.semantic_map is not None:
             self.semantic_map.update(pose, view["depth"], view["semantic"], view["instance"], self.world.otype,
-                                     self.look.scene_tensors.cell_size)
+                                     self.look.scene_tensors.cell_size, self.renderer.config.max_depth)
             i, j, k, _ = self.pose.unbind(1)
             obs["semantic_map"] = self.semantic_map.egocentric(i, j, k, self.config.semantic_map)
         return obs

@@ -92,6 +92,12 @@ def _is_number(x: object) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
+def column_slopes(width: int, hfov_deg: float) -> torch.Tensor:
+    """float64 [W]: column c's ray is forward + u[c] * left (u > 0 left of the centre, the image's left first)."""
+    t = math.tan(math.radians(hfov_deg) / 2)
+    return t * (1 - (2 * torch.arange(width, dtype=torch.float64) + 1) / width)
+
+
 def _bucket(batch: int) -> int:
     """The batch size a compiled render runs at: the next of 1, 2, 3, 4, 6, 8, 12, 16, 24, ... (powers
     of two and 1.5x powers of two), so odd batch sizes cost at most 1/3 more work, not a new compile."""
@@ -207,7 +213,7 @@ class Renderer:
         if key not in self._cameras:
             t = math.tan(math.radians(self.config.hfov_deg) / 2)
             tv = t * h / w
-            u = t * (1 - (2 * torch.arange(w, dtype=torch.float64) + 1) / w)
+            u = column_slopes(w, self.config.hfov_deg)
             v = tv * (1 - (2 * torch.arange(h, dtype=torch.float64) + 1) / h)
             v = torch.where(v == 0, torch.full_like(v, -1e-7), v)  # the horizon row of odd heights
             inv_v = 1 / v

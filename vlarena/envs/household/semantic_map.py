@@ -18,13 +18,12 @@ Cells beyond the crop are drawn on its border (what lies that way, past the edge
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from vlarena.datasets.alfred.objects import TYPE_INDEX
 from vlarena.datasets.catalog import SEM_FLOOR, SEM_OBJECT_BASE, SEM_WALL
 from vlarena.envs.household.navigate import STEP, Camera
+from vlarena.envs.renderer import column_slopes
 
 CHANNELS = 2 + len(TYPE_INDEX)
 SURFACE_PUSH = 0.02  # metres past a wall or object surface along the ray, into the thing that was hit
@@ -32,11 +31,8 @@ SURFACE_PUSH = 0.02  # metres past a wall or object surface along the ray, into 
 
 class SemanticMap:
     def __init__(self, batch: int, rows: int, cols: int, camera: Camera, device: str | torch.device = "cpu"):
-        self.camera = camera
         self.seen = torch.zeros(batch, rows, cols, CHANNELS, dtype=torch.bool, device=device)
-        t = math.tan(math.radians(camera.hfov_deg) / 2)
-        w = camera.width
-        self._u = (t * (1 - (2 * torch.arange(w, dtype=torch.float32) + 1) / w)).to(device)  # the renderer's slopes
+        self._u = column_slopes(camera.width, camera.hfov_deg).to(torch.float32).to(device)
         self._steps = torch.tensor(STEP, device=device)
 
     def resize(self, rows: int, cols: int) -> None:
@@ -51,9 +47,10 @@ class SemanticMap:
         self.seen[rows] = False
 
     def update(self, pose: torch.Tensor, depth: torch.Tensor, semantic: torch.Tensor, instance: torch.Tensor,
-               otype: torch.Tensor, cell: float, max_depth: float = 10.0) -> None:
-        """Mark the cells of the frames' pixels. pose (B, 3) (x, y, heading rad); depth (B, H, W, 1) z-depth;
-        semantic, instance (B, H, W) the renderer's ids; otype (B, K) the world's object type per slot."""
+               otype: torch.Tensor, cell: float, max_depth: float) -> None:
+        """Mark the cells of the frames' pixels. pose (B, 3) (x, y, heading rad); depth (B, H, W, 1) z-depth
+        (pixels at the renderer's `max_depth` hit nothing and are skipped); semantic, instance (B, H, W) the
+        renderer's ids; otype (B, K) the world's object type per slot."""
         b, h, w = semantic.shape
         d = depth[..., 0]
         solid = (semantic == SEM_WALL) | (semantic >= SEM_OBJECT_BASE)
@@ -69,7 +66,7 @@ class SemanticMap:
         channel = torch.where(semantic == SEM_FLOOR, 0, torch.where(semantic == SEM_WALL, 1, 2 + types))
         _, rows, cols, _ = self.seen.shape
         labelled = (semantic == SEM_FLOOR) | (semantic == SEM_WALL) | ((instance >= 0) & (types >= 0))
-        keep = labelled & (d < max_depth) & (i >= 0) & (i < rows) & (j >= 0) & (j < cols)
+        keep = labelled & (depth[..., 0] < max_depth) & (i >= 0) & (i < rows) & (j >= 0) & (j < cols)
         env = torch.arange(b, device=d.device)[:, None, None].expand(b, h, w)
         self.seen[env[keep], i[keep], j[keep], channel[keep]] = True
 
