@@ -3,12 +3,26 @@ view's interaction rule picks the object the expert aimed at."""
 
 from __future__ import annotations
 
+from collections import deque
+
 import pytest
 import torch
 
 from vlarena.datasets.alfred.scenes import generate_household
 from vlarena.envs.household.appearance import HouseholdLook
-from vlarena.envs.household.navigate import START_HORIZON, STEP, Camera, blocked_table, goal_poses, plan_to, pose_tensor
+from vlarena.envs.household.navigate import (
+    HORIZONS,
+    START_HORIZON,
+    STEP,
+    UNREACHABLE,
+    Camera,
+    blocked_table,
+    distance_field,
+    goal_poses,
+    next_pose,
+    plan_to,
+    pose_tensor,
+)
 from vlarena.envs.household.world import INTERACTIONS, HouseholdWorld
 from vlarena.envs.motion import MotionConfig
 from vlarena.envs.renderer import RenderConfig, Renderer
@@ -68,11 +82,30 @@ def test_no_goal_pose_means_no_plan(kitchen):
     assert plan_to((5, 5, 0, START_HORIZON), none, blocked) is None
 
 
-def test_distance_field_agrees_with_the_breadth_first_search():
-    from vlarena.envs.household.navigate import HORIZONS, plan_to
-    from vlarena.envs.household.recover import UNREACHABLE, distance_field
+def bfs_length(start, goals, blocked):
+    """Reference: the fewest actions by breadth-first search over poses (None if unreachable)."""
+    r, c, _, nh = goals.shape
+    seen, queue = {start: 0}, deque([start])
+    while queue:
+        s = queue.popleft()
+        if goals[s]:
+            return seen[s]
+        i, j, k, h = s
+        nxt = [(i, j, (k + 1) % 4, h), (i, j, (k - 1) % 4, h), (i, j, k, h - 1), (i, j, k, h + 1)]
+        if not blocked[i, j, k]:
+            nxt.append((i + STEP[k][0], j + STEP[k][1], k, h))
+        for t in nxt:
+            if t not in seen and 0 <= t[0] < r and 0 <= t[1] < c and 0 <= t[3] < nh:
+                seen[t] = seen[s] + 1
+                queue.append(t)
+    return None
 
+
+def test_plan_to_is_shortest_walks_first_and_sets_the_camera_last():
+    """Routes are as short as a breadth-first search's; among equally short routes the expert moves ahead
+    whenever that stays shortest, and every LookUp / LookDown comes after the last move and turn."""
     g = torch.Generator().manual_seed(0)
+    routes = 0
     for _ in range(10):
         blocked = torch.rand(6, 7, 4, generator=g) < 0.3
         goals = torch.rand(6, 7, 4, len(HORIZONS), generator=g) < 0.02
@@ -80,4 +113,16 @@ def test_distance_field_agrees_with_the_breadth_first_search():
         for _ in range(20):
             pose = tuple(int(torch.randint(0, n, (1,), generator=g)) for n in (6, 7, 4, len(HORIZONS)))
             route = plan_to(pose, goals, blocked)
-            assert (UNREACHABLE if route is None else len(route)) == int(d[pose]), pose
+            want = bfs_length(pose, goals, blocked)
+            assert (UNREACHABLE if want is None else want) == int(d[pose]), pose
+            if route is None:
+                assert want is None
+                continue
+            assert len(route) == want and goals[walk(pose, route, blocked)]
+            looks = [n for n, a in enumerate(route) if a in ("LookUp", "LookDown")]
+            assert looks == list(range(len(route) - len(looks), len(route))), route
+            ahead = next_pose(pose, "MoveAhead")
+            if route and not blocked[pose[:3]] and 0 <= ahead[0] < 6 and 0 <= ahead[1] < 7:
+                assert (route[0] == "MoveAhead") == (bfs_length(ahead, goals, blocked) == want - 1), (pose, route)
+            routes += bool(route)
+    assert routes > 50  # the random cases mostly have somewhere to go

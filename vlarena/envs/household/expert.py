@@ -24,7 +24,7 @@ from vlarena.datasets.alfred.scenes import HouseholdScene
 from vlarena.datasets.alfred.tasks import TaskSpec
 from vlarena.envs.household.appearance import HouseholdLook
 from vlarena.envs.household.goals import TaskGoals, goal_conditions
-from vlarena.envs.household.navigate import STEP, Camera, blocked_table, goal_poses, plan_to
+from vlarena.envs.household.navigate import Camera, blocked_table, goal_poses, next_pose, plan_to
 from vlarena.envs.household.world import INTERACTIONS, HouseholdWorld
 from vlarena.envs.motion import MotionConfig
 from vlarena.envs.renderer import Renderer
@@ -52,15 +52,9 @@ class ExpertTrajectory:
 
 def walk(pose: Pose, actions: list[str]) -> Pose:
     """The pose after navigation actions (the expert's route never collides)."""
-    i, j, k, h = pose
     for a in actions:
-        if a == "MoveAhead":
-            i, j = i + STEP[k][0], j + STEP[k][1]
-        elif a in ("RotateLeft", "RotateRight"):
-            k = (k + (1 if a == "RotateLeft" else -1)) % 4
-        elif a in ("LookUp", "LookDown"):
-            h += 1 if a == "LookDown" else -1
-    return i, j, k, h
+        pose = next_pose(pose, a)
+    return pose
 
 
 def expert_trajectory(hs: HouseholdScene, spec: TaskSpec, start: Pose, camera: Camera | None = None,

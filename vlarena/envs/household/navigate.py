@@ -11,14 +11,14 @@ the view is `view_height` rows of a frame rendered `render_height` rows tall, ce
 
 `goal_poses` renders every pose within reach of an object (all headings and horizons) and keeps those
 whose view centre sees it within 1.5 m (appearance.HouseholdLook.target): the same rule the env
-applies, so an expert that reaches a goal pose can interact. `plan_to` is a breadth-first search over
-poses to the nearest goal pose (fewest actions).
+applies, so an expert that reaches a goal pose can interact. `distance_field` gives the fewest actions from
+every pose to the goal poses (value iteration over the pose graph) and `plan_to` descends it, with
+`descend`'s tie-break among equally short routes.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass
 
 import torch
@@ -118,36 +118,66 @@ def goal_poses(look: HouseholdLook, renderer: Renderer, camera: Camera, world: H
     return out
 
 
+UNREACHABLE = 1 << 20
+
+
+def distance_field(goals: torch.Tensor, blocked: torch.Tensor) -> torch.Tensor:
+    """(R, C, 4, H) int32: the fewest navigation actions from each pose to a goal pose (UNREACHABLE if none).
+    `blocked` (R, C, 4): MoveAhead from cell (i, j) with heading k collides (or the cell is not free)."""
+    r, c, _, nh = goals.shape
+    d = torch.where(goals, 0, UNREACHABLE).int()
+    inf = torch.full_like(d[..., :1], UNREACHABLE)
+    free_ahead = ~blocked
+    while True:
+        succ = torch.minimum(d.roll(-1, dims=2), d.roll(1, dims=2))  # RotateLeft: k + 1, RotateRight: k - 1
+        succ = torch.minimum(succ, torch.cat([inf, d[..., :-1]], dim=3))  # LookUp: h - 1
+        succ = torch.minimum(succ, torch.cat([d[..., 1:], inf], dim=3))  # LookDown: h + 1
+        ahead = torch.full_like(d, UNREACHABLE)
+        for k, (di, dj) in enumerate(STEP):
+            src_i, dst_i = (slice(0, r - di), slice(di, r)) if di >= 0 else (slice(-di, r), slice(0, r + di))
+            src_j, dst_j = (slice(0, c - dj), slice(dj, c)) if dj >= 0 else (slice(-dj, c), slice(0, c + dj))
+            ahead[src_i, src_j, k] = d[dst_i, dst_j, k]
+        ahead = torch.where(free_ahead[..., None], ahead, UNREACHABLE)
+        new = torch.minimum(d, torch.minimum(succ, ahead) + 1).clamp(max=UNREACHABLE)
+        if torch.equal(new, d):
+            return d
+        d = new
+
+
+def next_pose(pose: tuple[int, int, int, int], action: str) -> tuple[int, int, int, int]:
+    """The pose after navigation action `action` (a NAV_ACTIONS name), ignoring collisions."""
+    i, j, k, h = pose
+    if action == "MoveAhead":
+        return i + STEP[k][0], j + STEP[k][1], k, h
+    if action in ("RotateLeft", "RotateRight"):
+        return i, j, (k + (1 if action == "RotateLeft" else -1)) % 4, h
+    return i, j, k, h + (1 if action == "LookDown" else -1)
+
+
+def descend(d: torch.Tensor, pose: tuple[int, int, int, int], blocked: torch.Tensor) -> str:
+    """The first of NAV_ACTIONS (MoveAhead, then the turns, then the camera) that lowers distance field `d`
+    by one from `pose` (not a goal pose, and one from which a goal pose is reachable). Among equally short
+    routes the expert thus walks as long as it can, turns when it must, and sets the camera last, when the
+    object is near and in view: horizon changes commute with the other actions, so they can always wait."""
+    here = int(d[pose])
+    r, c, _, nh = d.shape
+    for name in NAV_ACTIONS:
+        t = next_pose(pose, name)
+        if name == "MoveAhead" and bool(blocked[pose[:3]]):
+            continue
+        if 0 <= t[0] < r and 0 <= t[1] < c and 0 <= t[3] < nh and int(d[t]) == here - 1:
+            return name
+    raise AssertionError(f"no action lowers the distance field at {pose}")  # cannot happen by construction
+
+
 def plan_to(start: tuple[int, int, int, int], goals: torch.Tensor, blocked: torch.Tensor) -> list[str] | None:
-    """The fewest NAV_ACTIONS from pose `start` = (i, j, k, h) to any goal pose; None if none is reachable."""
-    if bool(goals[start]):
-        return []
-    goals_l = goals.tolist()
-    blocked_l = blocked.tolist()
-    r, c, _ = blocked.shape
-    nh = len(HORIZONS)
-    parent: dict[tuple[int, int, int, int], tuple[tuple[int, int, int, int], str]] = {start: (start, "")}
-    queue = deque([start])
-    while queue:
-        s = queue.popleft()
-        i, j, k, h = s
-        moves = [("RotateLeft", (i, j, (k + 1) % 4, h)), ("RotateRight", (i, j, (k - 1) % 4, h))]
-        if h > 0:
-            moves.append(("LookUp", (i, j, k, h - 1)))
-        if h < nh - 1:
-            moves.append(("LookDown", (i, j, k, h + 1)))
-        if not blocked_l[i][j][k]:
-            di, dj = STEP[k]
-            moves.append(("MoveAhead", (i + di, j + dj, k, h)))
-        for name, t in moves:
-            if t in parent or not (0 <= t[0] < r and 0 <= t[1] < c):
-                continue
-            parent[t] = (s, name)
-            if goals_l[t[0]][t[1]][t[2]][t[3]]:
-                path = []
-                while t != start:
-                    t, step = parent[t]
-                    path.append(step)
-                return path[::-1]
-            queue.append(t)
-    return None
+    """The fewest NAV_ACTIONS from pose `start` = (i, j, k, h) to any goal pose, with `descend`'s tie-break;
+    None if no goal pose is reachable."""
+    d = distance_field(goals, blocked)
+    if int(d[start]) >= UNREACHABLE:
+        return None
+    route, pose = [], start
+    while int(d[pose]) > 0:
+        route.append(descend(d, pose, blocked))
+        pose = next_pose(pose, route[-1])
+    return route

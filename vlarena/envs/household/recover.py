@@ -5,15 +5,14 @@ wherever the agent stands, as long as the world is as the plan expects: the agen
 first k interactions, in order, and no other interaction that changed the world (failed ones change
 nothing). Its answer is the plan's interaction k when the pose is one from which it acts on its object
 (navigate.goal_poses, with the world as it is after k interactions), else the first action, in the
-order RotateLeft, RotateRight, LookUp, LookDown, MoveAhead (plan_to's), that lowers the number of
-actions left to such a pose; STOP once all interactions are done. Route lengths equal plan_to's (both
-are shortest), so following it from the start takes as many steps as the recorded trajectory.
+order of navigate.descend (plan_to's: MoveAhead, the turns, then the camera), that lowers the number of
+actions left to such a pose; STOP once all interactions are done. It descends the field plan_to descends,
+with the same tie-break, so from the recorded start it repeats the recorded trajectory.
 
-Distances to the goal poses of interaction k are one field over all poses (R, C, 4 headings,
-len(HORIZONS)), computed the first time the agent needs them by value iteration over the pose graph
-and cached, so an answer costs a lookup. On the recorded trajectory itself (given its start pose) the
-answer is the recorded action, which is also a shortest route, and no field is computed: building the
-field of one interaction (rendering its goal poses) costs about 85 ms on a 2-core CPU, more than
+Distances to the goal poses of interaction k are one field over all poses (navigate.distance_field),
+computed the first time the agent needs them and cached, so an answer costs a lookup. On the recorded
+trajectory itself (given its start pose) the answer is the recorded action and no field is computed:
+building the field of one interaction (rendering its goal poses) costs about 85 ms on a 2-core CPU, more than
 a dozen env steps, and teacher forcing on fresh episodes would need one for every interaction.
 """
 
@@ -23,54 +22,34 @@ import torch
 
 from vlarena.datasets.alfred.scenes import HouseholdScene
 from vlarena.envs.household.appearance import HouseholdLook
-from vlarena.envs.household.navigate import STEP, Camera, goal_poses
+from vlarena.envs.household.navigate import (
+    NAV_ACTIONS,
+    UNREACHABLE,
+    Camera,
+    descend,
+    distance_field,
+    goal_poses,
+    next_pose,
+)
 from vlarena.envs.household.world import INTERACTIONS, HouseholdWorld
 from vlarena.envs.renderer import Renderer
 
-UNREACHABLE = 1 << 20
-STOP, MOVE_AHEAD, ROTATE_LEFT, ROTATE_RIGHT, LOOK_UP, LOOK_DOWN = range(6)
+STOP, MOVE_AHEAD = 0, 1  # alfred_env.ACTIONS: STOP, then NAV_ACTIONS, then the interactions
 FIRST_INTERACTION = 6
-
-
-def distance_field(goals: torch.Tensor, blocked: torch.Tensor) -> torch.Tensor:
-    """(R, C, 4, H) int32: the fewest navigation actions from each pose to a goal pose (UNREACHABLE if none).
-    `blocked` (R, C, 4): MoveAhead from cell (i, j) with heading k collides (or the cell is not free)."""
-    r, c, _, nh = goals.shape
-    d = torch.where(goals, 0, UNREACHABLE).int()
-    inf = torch.full_like(d[..., :1], UNREACHABLE)
-    free_ahead = ~blocked
-    while True:
-        succ = torch.minimum(d.roll(-1, dims=2), d.roll(1, dims=2))  # RotateLeft: k + 1, RotateRight: k - 1
-        succ = torch.minimum(succ, torch.cat([inf, d[..., :-1]], dim=3))  # LookUp: h - 1
-        succ = torch.minimum(succ, torch.cat([d[..., 1:], inf], dim=3))  # LookDown: h + 1
-        ahead = torch.full_like(d, UNREACHABLE)
-        for k, (di, dj) in enumerate(STEP):
-            src_i, dst_i = (slice(0, r - di), slice(di, r)) if di >= 0 else (slice(-di, r), slice(0, r + di))
-            src_j, dst_j = (slice(0, c - dj), slice(dj, c)) if dj >= 0 else (slice(-dj, c), slice(0, c + dj))
-            ahead[src_i, src_j, k] = d[dst_i, dst_j, k]
-        ahead = torch.where(free_ahead[..., None], ahead, UNREACHABLE)
-        new = torch.minimum(d, torch.minimum(succ, ahead) + 1).clamp(max=UNREACHABLE)
-        if torch.equal(new, d):
-            return d
-        d = new
 
 
 def recorded_actions(low_actions: list[dict], start: tuple[int, int, int, int]) -> dict[tuple, int]:
     """{((i, j, heading, horizon), interactions done): env action} along the recorded trajectory from `start`."""
-    names = ("MoveAhead", "RotateLeft", "RotateRight", "LookUp", "LookDown")
     out: dict[tuple, int] = {}
-    (i, j, h, v), k = start, 0
+    pose, k = start, 0
     for a in low_actions:
         name = a["api_action"]["action"]
         if name in INTERACTIONS:
-            out[(i, j, h, v), k] = FIRST_INTERACTION + INTERACTIONS.index(name)
+            out[pose, k] = FIRST_INTERACTION + INTERACTIONS.index(name)
             k += 1
             continue
-        out[(i, j, h, v), k] = MOVE_AHEAD + names.index(name)
-        if name == "MoveAhead":
-            i, j = i + STEP[h][0], j + STEP[h][1]
-        h = (h + (name == "RotateLeft") - (name == "RotateRight")) % 4
-        v += (name == "LookDown") - (name == "LookUp")
+        out[pose, k] = MOVE_AHEAD + NAV_ACTIONS.index(name)
+        pose = next_pose(pose, name)
     return out
 
 
@@ -116,24 +95,12 @@ class PlanExpert:
         if (pose, k) in self.recorded:
             return self.recorded[pose, k]
         d = self.field(k)
-        i, j, h, v = pose
-        here = int(d[i, j, h, v])
+        here = int(d[pose])
         if here == 0:
             return FIRST_INTERACTION + self.steps[k][0]
         if here >= UNREACHABLE:
             return -1
-        nh = d.shape[3]
-        options = [(ROTATE_LEFT, (i, j, (h + 1) % 4, v)), (ROTATE_RIGHT, (i, j, (h - 1) % 4, v))]
-        if v > 0:
-            options.append((LOOK_UP, (i, j, h, v - 1)))
-        if v < nh - 1:
-            options.append((LOOK_DOWN, (i, j, h, v + 1)))
-        if not bool(self.blocked[i, j, h]):
-            options.append((MOVE_AHEAD, (i + STEP[h][0], j + STEP[h][1], h, v)))
-        for a, p in options:
-            if 0 <= p[0] < d.shape[0] and 0 <= p[1] < d.shape[1] and int(d[p]) == here - 1:
-                return a
-        raise AssertionError("a distance field without a descending neighbour")  # cannot happen by construction
+        return MOVE_AHEAD + NAV_ACTIONS.index(descend(d, pose, self.blocked))
 
     def expects(self, k: int, action: int, obj: int) -> bool:
         """Whether interaction `action` (an INTERACTIONS index) on `obj` is the plan's interaction k."""
