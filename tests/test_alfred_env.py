@@ -22,9 +22,15 @@ def test_the_expert_finishes_every_episode(env):
     assert info["expert_valid"].all() and (info["goal_conditions"] < info["total_goal_conditions"]).all()
     ended = {}
     total_reward = torch.zeros(2)
+    worked = torch.zeros(2, dtype=torch.long)  # the expert's interactions never fail
+    assert obs["progress"].argmax(1).tolist() == [0, 0]
     for t in range(400):
-        obs, reward, terminated, truncated, info = env.step(info["expert_action"])
+        action = info["expert_action"]
+        obs, reward, terminated, truncated, info = env.step(action)
         total_reward += reward * torch.tensor([b not in ended for b in range(2)])
+        worked += action >= FIRST_INTERACTION
+        for b in set(range(2)) - set(ended):  # `progress`: one-hot of the interactions that worked
+            assert obs["progress"][b].sum() == 1 and int(obs["progress"][b].argmax()) == int(worked[b])
         for b in range(2):
             if b not in ended and bool(info["done"][b]):
                 ended[b] = (t, bool(terminated[b]), bool(info["success"][b]), int(info["failures"][b]))
@@ -64,6 +70,7 @@ def test_failed_actions_change_nothing_count_and_end_the_episode(env):
         assert info["failed_action"].all() and info["failures"].tolist() == [n, n]
         assert info["expert_valid"].all()  # a failed action changes nothing: the plan still holds
     assert truncated.all() and not terminated.any() and not info["success"].any()
+    assert (obs["progress"][:, 0] == 1).all()  # failed interactions are not progress
     for k, v in before.items():
         assert torch.equal(getattr(env.world, k), v), k
     with pytest.raises(ValueError, match=r"action 13 of env 0 is outside the action space"):

@@ -82,15 +82,20 @@ def test_semantic_map_size_must_be_odd():
         AlfredEnvConfig(semantic_map=8)
 
 
-def test_the_policy_reads_the_map(env):
+@pytest.mark.parametrize("progress_key", [None, "progress"])
+def test_the_policy_reads_the_map(env, progress_key):
     torch.manual_seed(0)
-    config = tiny_config(vision={"image_size": 64, "patch_size": 16}, map_key="semantic_map")
+    config = tiny_config(vision={"image_size": 64, "patch_size": 16}, map_key="semantic_map",
+                         progress_key=progress_key)
     policy = VLAPolicy(config, env.single_observation_space, env.single_action_space)
-    assert "semantic_map" in policy.obs_keys
+    keys = ("rgb", "depth", "semantic_map", *([progress_key] if progress_key else []))
+    assert set(keys[2:]) <= set(policy.obs_keys)
+    with torch.no_grad():  # FiLM starts as the identity; give the instruction (and progress) a say
+        for p in (*policy.map_encoder.embed.parameters(), *policy.map_encoder.film.parameters()):
+            p.normal_()
     obs, _ = env.reset(options={"episode_id": [0, 1]})
-    steps, actions = [], []
+    steps, actions, logps = [], [], []
     state, masks = policy.initial_state(2), torch.zeros(2)
-    logps = []
     for a in ("RotateLeft", "MoveAhead", "RotateRight"):
         action = torch.full((2,), ACTIONS.index(a))
         logps.append(policy.evaluate_actions({**obs, "instruction": [obs["instruction"]]}, action[None], state,
@@ -100,20 +105,32 @@ def test_the_policy_reads_the_map(env):
         actions.append(action)
         obs, *_ = env.step(action)
         masks = torch.ones(2)
-    seq = {k: torch.stack([o[k] for o in steps]) for k in ("rgb", "depth", "semantic_map")}
+    seq = {k: torch.stack([o[k] for o in steps]) for k in keys}
     seq["instruction"] = [o["instruction"] for o in steps]
     all_masks = torch.tensor([[0.0, 0.0], [1.0, 1.0], [1.0, 1.0]])
     lp, _, _ = policy.evaluate_actions(seq, torch.stack(actions), policy.initial_state(2), all_masks)
     torch.testing.assert_close(lp, torch.cat(logps), atol=1e-5, rtol=1e-5)
-    # the map reaches the heads
-    with torch.no_grad():
-        for p in policy.map_encoder.embed.parameters():
-            p.normal_()
+    # the map (and the progress, through the words it picks) reaches the heads
     state = policy.initial_state(2)
     _, _, v0, _ = policy.act(obs, state, deterministic=True)
     _, _, v1, _ = policy.act({**obs, "semantic_map": torch.zeros_like(obs["semantic_map"])}, state, deterministic=True)
     assert not torch.allclose(v0, v1)
+    if progress_key:
+        later = torch.zeros_like(obs["progress"])
+        later[:, 3] = 1
+        _, _, v2, _ = policy.act({**obs, "progress": later}, state, deterministic=True)
+        assert not torch.allclose(v0, v2)
+        with pytest.raises(ValueError, match="observation 'progress' \\(policy.progress_key\\) must be a float tensor"):
+            policy.act({k: v for k, v in obs.items() if k != "progress"}, state)
     with pytest.raises(ValueError, match="observation 'semantic_map' \\(policy.map_key\\) is missing"):
         policy.act({k: v for k, v in obs.items() if k != "semantic_map"}, state)
+
+
+def test_bad_map_and_progress_keys_are_refused(env):
+    space, actions = env.single_observation_space, env.single_action_space
     with pytest.raises(ValueError, match="policy.map_key names 'pose', which must be a \\(S, S, C\\) Box"):
-        VLAPolicy(tiny_config(map_key="pose"), env.single_observation_space, env.single_action_space)
+        VLAPolicy(tiny_config(map_key="pose"), space, actions)
+    with pytest.raises(ValueError, match="policy.progress_key \\('progress'\\) .* needs policy.map_key"):
+        tiny_config(progress_key="progress")
+    with pytest.raises(ValueError, match="policy.progress_key names 'semantic_map', which must be a 1-D float Box"):
+        VLAPolicy(tiny_config(map_key="semantic_map", progress_key="semantic_map"), space, actions)

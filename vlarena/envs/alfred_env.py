@@ -16,6 +16,10 @@ description followed by the step-by-step instructions of one of the episode's th
 (5,) float32: the agent's pose relative to its start (metres ahead and to the left in the start's frame,
 sin and cos of the turn since the start, the camera horizon in degrees / 60), as AI2-THOR's agent
 metadata gives it and map-building ALFRED agents (FILM) use it; a policy reads it with `state_keys: [pose]`.
+`progress` (16,) float32: one-hot of how many of the agent's interactions have worked this episode (15 and
+more share the last slot): what an agent can count from AI2-THOR's `lastActionSuccess`, as FILM's and
+MOCA's agents do to know which subgoal they are at; `policy.progress_key` lets it choose the instruction
+words the map is read with.
 Reward (documented, for PPO): `goal_reward` per goal condition newly met (minus per one undone),
 `success_reward` on a STOP with all conditions met, minus `step_penalty` a step and
 `failure_penalty` a failed action.
@@ -66,6 +70,7 @@ from vlarena.envs.scene_tensors import SceneTensors
 
 ACTIONS: tuple[str, ...] = ("STOP", "MoveAhead", "RotateLeft", "RotateRight", "LookUp", "LookDown", *INTERACTIONS)
 FIRST_INTERACTION = 6
+PROGRESS_SLOTS = 16  # the `progress` observation: one-hot of the interactions that worked so far, the last slot for 15+
 
 
 @dataclass
@@ -131,6 +136,7 @@ class AlfredVectorEnv(EpisodicVectorEnv):
             "depth": gym.spaces.Box(0.0, 10.0, (config.height, config.width, 1), np.float32),
             "instruction": gym.spaces.Text(INSTRUCTION_MAX_LENGTH, min_length=1, charset=INSTRUCTION_CHARSET),
             "pose": gym.spaces.Box(-100.0, 100.0, (5,), np.float32),
+            "progress": gym.spaces.Box(0.0, 1.0, (PROGRESS_SLOTS,), np.float32),
             **({"semantic_map": gym.spaces.Box(0, 1, (config.semantic_map, config.semantic_map, MAP_CHANNELS),
                                                np.uint8)} if config.semantic_map else {})})
         self.observation_space = batch_space(self.single_observation_space, num_envs)
@@ -147,6 +153,7 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         self.start_pose = torch.zeros(b, 4, dtype=torch.long, device=dev)
         self.steps = torch.zeros(b, dtype=torch.long, device=dev)
         self.failures = torch.zeros(b, dtype=torch.long, device=dev)
+        self.interactions = torch.zeros(b, dtype=torch.long, device=dev)  # interactions that worked, this episode
         self.plan_step = torch.zeros(b, dtype=torch.long, device=dev)  # the plan's interactions done, in order
         self.on_plan = torch.ones(b, dtype=torch.bool, device=dev)  # no other interaction changed the world
         self.satisfied = torch.zeros(b, dtype=torch.long, device=dev)
@@ -211,8 +218,8 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         self.pose = torch.where(rows[:, None], start, self.pose)
         self.start_pose = torch.where(rows[:, None], start, self.start_pose)
         zero = torch.zeros_like(self.steps)
-        self.steps, self.failures, self.plan_step = (torch.where(rows, zero, x) for x in (self.steps, self.failures,
-                                                                                           self.plan_step))
+        self.steps, self.failures, self.plan_step, self.interactions = (
+            torch.where(rows, zero, x) for x in (self.steps, self.failures, self.plan_step, self.interactions))
         self.on_plan = self.on_plan | rows
         self.satisfied = torch.where(rows, goal_conditions(self.world, self.goals)[0], self.satisfied)
         self._instructions = tuple(self._instruction(e) for e in eps)
@@ -249,6 +256,7 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         self.pose = torch.where(active[:, None], torch.stack([i, j, k, h], 1), self.pose)
         self.steps += active.long()
         self.failures += failed.long()
+        self.interactions += (inter & active & ok).long()
         satisfied, total = goal_conditions(self.world, self.goals)
         stop = active & (a == 0)
         success_now = satisfied == total
@@ -296,7 +304,8 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         idx = torch.arange(self.num_envs, device=self.device)[:, None]
         view = {key: value[idx, rows] for key, value in frame.items()}
         obs = {"rgb": view["rgb"], "depth": view["depth"], "instruction": self._instructions,
-               "pose": self._relative_pose()}
+               "pose": self._relative_pose(),
+               "progress": torch.nn.functional.one_hot(self.interactions.clamp(max=PROGRESS_SLOTS - 1), PROGRESS_SLOTS).float()}
         if self.semantic_map is not None:
             self.semantic_map.update(pose, view["depth"], view["semantic"], view["instance"], self.world.otype,
                                      self.look.scene_tensors.cell_size, self.renderer.config.max_depth)

@@ -216,11 +216,19 @@ class PolicyConfig:
     # a top-down map observation (B, S, S, C) (ALFRED-v0's semantic_map), read by map_encoder.MapEncoder and added
     # to the fused features before the memory; None: no map
     map_key: str | None = None
+    # with map_key: a flat float Box observation of the agent's progress through the instruction (ALFRED-v0's
+    # `progress`); the map encoder's FiLM then reads the instruction words attended from it, not the pooled
+    # instruction alone (which step's objects to look for). None: the pooled instruction
+    progress_key: str | None = None
 
     def __post_init__(self) -> None:
         _choice("policy", "action_head", self.action_head, ACTION_HEADS)
-        if self.map_key is not None and not isinstance(self.map_key, str):
-            raise ValueError(f"policy.map_key must be an observation key name or null, got {self.map_key!r}")
+        for name in ("map_key", "progress_key"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise ValueError(f"policy.{name} must be an observation key name or null, got {getattr(self, name)!r}")
+        if self.progress_key is not None and self.map_key is None:
+            raise ValueError(f"policy.progress_key ({self.progress_key!r}) chooses the words the map is read with; "
+                             f"it needs policy.map_key (a top-down map observation such as semantic_map)")
         _positive_int("policy", "ddim_steps", self.ddim_steps)
         if isinstance(self.state_keys, str) or not all(isinstance(k, str) for k in self.state_keys):
             raise ValueError(f"policy.state_keys must be a list of observation key names, got {self.state_keys!r}")

@@ -5,7 +5,15 @@
 
 The map is (B, S, S, C), 0/1 per channel (ALFRED-v0's `semantic_map`: seen floor, wall, and one channel
 per object type, centred on the agent). A 1x1 convolution embeds each cell's channels; the pooled
-instruction scales and shifts those cell features (FiLM: which object types matter for this task); two
+instruction scales and shifts those cell features (FiLM: which object types matter for this task). With
+`progress_dim` > 0 the FiLM reads instead the instruction words attended from the pooled instruction and a
+progress vector (B, progress_dim) (ALFRED-v0's `progress`: which step of the instruction the agent is at),
+so it can look for this step's object rather than all the task's:
+
+    enc = MapEncoder(51, 31, 128, 256, progress_dim=16)
+    features = enc(grid, pooled, tokens=tokens, mask=mask, progress=obs["progress"])
+
+Two
 stride-2 3x3 convolutions and a linear layer reduce the map to one vector, which the policy adds to
 its fused features before the memory, as it does with its state inputs.
 """
@@ -16,6 +24,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
+
+from vlarena.policies.candidates import Attention
 
 WIDTH = 32
 
@@ -33,9 +43,10 @@ def check_map_space(space: gym.Space, key: str) -> tuple[int, int]:
 
 
 class MapEncoder(nn.Module):
-    def __init__(self, channels: int, size: int, lang_dim: int, out_dim: int):
+    def __init__(self, channels: int, size: int, lang_dim: int, out_dim: int, progress_dim: int = 0):
         super().__init__()
-        self.size, self.channels = size, channels
+        self.size, self.channels, self.progress_dim = size, channels, progress_dim
+        self.attend = Attention(lang_dim + progress_dim, lang_dim, lang_dim, lang_dim) if progress_dim else None
         self.embed = nn.Conv2d(channels, WIDTH, 1)
         self.film = nn.Linear(lang_dim, 2 * WIDTH)
         self.conv = nn.Sequential(
@@ -46,11 +57,20 @@ class MapEncoder(nn.Module):
         nn.init.zeros_(self.film.weight)
         nn.init.zeros_(self.film.bias)
 
-    def forward(self, grid: torch.Tensor, instruction: torch.Tensor) -> torch.Tensor:
-        """grid (B, S, S, C), instruction (B, lang_dim) -> (B, out_dim)."""
+    def forward(self, grid: torch.Tensor, instruction: torch.Tensor, tokens: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None, progress: torch.Tensor | None = None) -> torch.Tensor:
+        """grid (B, S, S, C), instruction (B, lang_dim) pooled -> (B, out_dim); with progress_dim also the
+        instruction tokens (B, L, lang_dim), their mask (B, L) and progress (B, progress_dim)."""
         if grid.dim() != 4 or tuple(grid.shape[1:]) != (self.size, self.size, self.channels):
             raise ValueError(f"the map observation must be (B, {self.size}, {self.size}, {self.channels}), got "
                              f"{tuple(grid.shape)}")
+        if self.attend is not None:
+            if tokens is None or progress is None or tuple(progress.shape) != (grid.shape[0], self.progress_dim):
+                raise ValueError(f"this map encoder reads the instruction tokens and a progress vector (B, "
+                                 f"{self.progress_dim}); got tokens {None if tokens is None else tuple(tokens.shape)}, "
+                                 f"progress {None if progress is None else tuple(progress.shape)}")
+            query = torch.cat([instruction, progress.to(instruction.dtype)], dim=-1)[:, None]
+            instruction = instruction + self.attend(query, tokens, mask)[:, 0]
         x = self.embed(grid.permute(0, 3, 1, 2).to(instruction.dtype))
         scale, shift = self.film(instruction).chunk(2, dim=-1)
         x = x * (1 + scale[..., None, None]) + shift[..., None, None]

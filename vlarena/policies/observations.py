@@ -56,25 +56,25 @@ def check_observation_space(space: gym.Space, vision: VisionConfig) -> None:
                          f"'instruction_ids' + 'instruction_mask' (Box), got keys {sorted(space.spaces)}")
 
 
-def check_state_space(space: gym.Space, keys: Sequence[str]) -> int:
-    """The summed size of the `state_keys` (each a 1-D float Box of the observation space)."""
+def check_state_space(space: gym.Space, keys: Sequence[str], what: str = "policy.state_keys") -> int:
+    """The summed size of the `state_keys` (each a 1-D float Box of the observation space); errors name `what`."""
     size = 0
     for key in keys:
         sub = getattr(space, "spaces", {}).get(key)
         if not isinstance(sub, gym.spaces.Box) or len(sub.shape) != 1 or not np.issubdtype(sub.dtype, np.floating):
-            raise ValueError(f"policy.state_keys names {key!r}, which must be a 1-D float Box of the observation "
+            raise ValueError(f"{what} names {key!r}, which must be a 1-D float Box of the observation "
                              f"space; got {sub} (keys: {sorted(getattr(space, 'spaces', {}))})")
         size += sub.shape[0]
     return size
 
 
-def state_input(obs: Mapping[str, Any], keys: Sequence[str], size: int) -> torch.Tensor:
+def state_input(obs: Mapping[str, Any], keys: Sequence[str], size: int, what: str = "a policy.state_keys entry") -> torch.Tensor:
     """The state keys of an observation concatenated, float (N, size); errors name a missing or bad key."""
     parts = []
     for key in keys:
         value = obs.get(key)
         if not isinstance(value, torch.Tensor) or value.dim() != 2:
-            raise ValueError(f"observation {key!r} (a policy.state_keys entry) must be a float tensor (B, D), got "
+            raise ValueError(f"observation {key!r} ({what}) must be a float tensor (B, D), got "
                              f"{tuple(getattr(value, 'shape', ())) or type(value).__name__}; keys {sorted(obs)}")
         parts.append(value.float())
     out = torch.cat(parts, dim=1)

@@ -27,7 +27,8 @@ probability exactly 0 in `act`, `evaluate_actions` and `action_log_prob` (log-pr
 A rollout must keep both keys for `evaluate_actions` (`policy.candidate_keys` names them).
 
 Map input: `policy.map_key` names a (S, S, C) Box observation, a top-down map around the agent (ALFRED-v0's
-`semantic_map`), read by map_encoder.MapEncoder (FiLM from the instruction) and added like the state inputs.
+`semantic_map`), read by map_encoder.MapEncoder (FiLM from the instruction) and added like the state inputs;
+`policy.progress_key` (ALFRED-v0's `progress`) makes that FiLM read the instruction words attended from it.
 
 State inputs: `policy.state_keys` names flat float Box observations (B, D_k), concatenated, projected by one
 linear layer and added to the fused features before the memory (R2R's `last_move`, a GPS+compass, a robot's
@@ -115,7 +116,9 @@ class VLAPolicy(nn.Module):
         self.map_encoder = None
         if config.map_key is not None:
             size, channels = check_map_space(observation_space, config.map_key)
-            self.map_encoder = MapEncoder(channels, size, self.language.out_dim, self.fusion.out_dim)
+            progress = 0 if config.progress_key is None else check_state_space(
+                observation_space, [config.progress_key], "policy.progress_key")
+            self.map_encoder = MapEncoder(channels, size, self.language.out_dim, self.fusion.out_dim, progress)
         self.memory = build_memory(config.memory, self.fusion.out_dim)
         dim = self.memory.out_dim
         if config.memory.attend_instruction and self.candidate_spec is not None:
@@ -149,11 +152,17 @@ class VLAPolicy(nn.Module):
     @property
     def obs_keys(self) -> tuple[str, ...]:
         """Observation keys besides vision and instruction that a rollout must keep for `evaluate_actions`."""
-        return (*self.candidate_keys, *self.config.state_keys, *self._map_keys)
+        return (*self.candidate_keys, *self._flat_keys, *self._map_keys)
 
     @property
     def _map_keys(self) -> tuple[str, ...]:
         return () if self.config.map_key is None else (self.config.map_key,)
+
+    @property
+    def _flat_keys(self) -> tuple[str, ...]:
+        """The (B, D) observations besides the candidates: state keys and the progress key."""
+        progress = () if self.config.progress_key is None else (self.config.progress_key,)
+        return (*self.config.state_keys, *progress)
 
     @property
     def candidate_keys(self) -> tuple[str, ...]:
@@ -210,7 +219,11 @@ class VLAPolicy(nn.Module):
             grid = obs.get(self.config.map_key)
             if not isinstance(grid, torch.Tensor):
                 raise ValueError(f"observation {self.config.map_key!r} (policy.map_key) is missing; keys {sorted(obs)}")
-            fused = fused + self.map_encoder(self._to_device(grid), pooled.to(fused.dtype))
+            progress = None
+            if self.config.progress_key is not None:
+                progress = self._to_device(state_input(obs, [self.config.progress_key], self.map_encoder.progress_dim,
+                                                       "policy.progress_key"))
+            fused = fused + self.map_encoder(self._to_device(grid), pooled.to(fused.dtype), tokens, mask, progress)
         return fused, context
 
     # ---- the policy contract ---------------------------------------------------------------------
@@ -262,7 +275,7 @@ class VLAPolicy(nn.Module):
         if not isinstance(masks, torch.Tensor) or masks.dim() != 2:
             raise ValueError(f"masks must be a tensor (T, B), got {getattr(masks, 'shape', type(masks).__name__)}")
         t, b = masks.shape
-        obs = flatten_time(obs, t, b, self.config.state_keys, self._map_keys)
+        obs = flatten_time(obs, t, b, self._flat_keys, self._map_keys)
         cands = self._candidates(obs)
         features, context = self._encode(obs)
         out, _ = self.memory.sequence(features.view(t, b, -1), self._to_device(state), self._to_device(masks))
