@@ -31,7 +31,7 @@ from vlarena.envs.scene_tensors import SceneTensors
 
 HORIZONS = (-30.0, -15.0, 0.0, 15.0, 30.0, 45.0, 60.0)
 START_HORIZON = 4  # 30 degrees down, ALFRED's init_action horizon
-NAV_ACTIONS = ("MoveAhead", "RotateLeft", "RotateRight", "LookUp", "LookDown")
+NAV_ACTIONS = ("MoveAhead", "RotateLeft", "RotateRight", "LookUp", "LookDown")  # the expert's preference among equally short routes (descend)
 STEP = ((0, 1), (1, 0), (0, -1), (-1, 0))  # (di, dj) of MoveAhead for heading k
 
 
