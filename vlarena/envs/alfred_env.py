@@ -303,9 +303,9 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         rows = top[:, None] + torch.arange(self.config.height, device=self.device)
         idx = torch.arange(self.num_envs, device=self.device)[:, None]
         view = {key: value[idx, rows] for key, value in frame.items()}
+        progress = torch.nn.functional.one_hot(self.interactions.clamp(max=PROGRESS_SLOTS - 1), PROGRESS_SLOTS)
         obs = {"rgb": view["rgb"], "depth": view["depth"], "instruction": self._instructions,
-               "pose": self._relative_pose(),
-               "progress": torch.nn.functional.one_hot(self.interactions.clamp(max=PROGRESS_SLOTS - 1), PROGRESS_SLOTS).float()}
+               "pose": self._relative_pose(), "progress": progress.float()}
         if self.semantic_map is not None:
             self.semantic_map.update(pose, view["depth"], view["semantic"], view["instance"], self.world.otype,
                                      self.look.scene_tensors.cell_size, self.renderer.config.max_depth)

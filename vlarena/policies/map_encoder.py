@@ -8,14 +8,12 @@ per object type, centred on the agent). A 1x1 convolution embeds each cell's cha
 instruction scales and shifts those cell features (FiLM: which object types matter for this task). With
 `progress_dim` > 0 the FiLM reads instead the instruction words attended from the pooled instruction and a
 progress vector (B, progress_dim) (ALFRED-v0's `progress`: which step of the instruction the agent is at),
-so it can look for this step's object rather than all the task's:
+so it can look for this step's object rather than all the task's. Two stride-2 3x3 convolutions and a
+linear layer reduce the map to one vector, which the policy adds to its fused features before the memory,
+as it does with its state inputs.
 
     enc = MapEncoder(51, 31, 128, 256, progress_dim=16)
     features = enc(grid, pooled, tokens=tokens, mask=mask, progress=obs["progress"])
-
-Two
-stride-2 3x3 convolutions and a linear layer reduce the map to one vector, which the policy adds to
-its fused features before the memory, as it does with its state inputs.
 """
 
 from __future__ import annotations
