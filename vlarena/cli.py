@@ -8,6 +8,7 @@
     vlarena train experiment=<name> | env=... policy=... agent=bc|dagger|ppo [key=value ...]   (hydra)
     vlarena pretrain method=clip|mae|moco|vqvae [key=value ...]   (hydra: an encoder for policy.vision.weights)
     vlarena speaker --out DIR [--encoder PATH]   (speaker-augmented R2R train split: env.kwargs.dataset.data_dir=DIR)
+    vlarena parser --data DIR --out DIR   (the modular ALFRED agent's language module: eval env=alfred checkpoint=DIR)
     vlarena quickstart [key=value ...]   (hydra: train experiment=quickstart, evaluate, floors, GIF)
 """
 
@@ -102,6 +103,34 @@ def _speaker(argv: list[str]) -> int:
     return 0
 
 
+def _parser(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="vlarena parser", description="Train the modular ALFRED agent's language "
+                                     "module (instruction -> task type and arguments) on a `vlarena data alfred` "
+                                     "folder; evaluate the agent with `vlarena eval env=alfred checkpoint=OUT`.")
+    parser.add_argument("--data", required=True, help="a `vlarena data alfred` folder with a train split")
+    parser.add_argument("--out", required=True, help="the folder to write parser.json and parser.safetensors to")
+    parser.add_argument("--episodes", type=int, default=None, help="train on the first N episodes (default: all)")
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--check-episodes", type=int, default=200,
+                        help="valid_seen / valid_unseen episodes generated in memory to report accuracy on")
+    args = parser.parse_args(argv)
+    import time
+
+    from vlarena.agents.modular.parser import TaskParser, exact_match, instruction_rows
+    from vlarena.envs.alfred_env import AlfredEnvConfig, load_episodes
+
+    rows = instruction_rows(load_episodes(AlfredEnvConfig(data_dir=args.data, num_episodes=args.episodes)))
+    start = time.time()
+    task_parser = TaskParser.train(rows, epochs=args.epochs, seed=args.seed)
+    print(f"trained on {len(rows)} instructions in {time.time() - start:.0f} s; wrote {task_parser.save(args.out)}")
+    for split in ("valid_seen", "valid_unseen"):
+        check = instruction_rows([e for e in load_episodes(AlfredEnvConfig(split=split,
+                                                                           num_episodes=args.check_episodes)) if e])
+        print(f"{split}: tasks parsed exactly {exact_match(task_parser, check):.3f} ({len(check)} instructions)")
+    return 0
+
+
 def _env_setting(text: str) -> tuple[str, object]:
     import yaml
 
@@ -158,7 +187,7 @@ def _hydra(name: str, *defaults: str):
 
 COMMANDS = {"demo": _demo, "data": _data, "eval": _hydra("eval"), "train": _hydra("train"),
             "quickstart": _hydra("quickstart", "experiment=quickstart"), "pretrain": _hydra("pretrain"),
-            "speaker": _speaker}
+            "speaker": _speaker, "parser": _parser}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -61,12 +61,26 @@ def run_eval(cfg: EvalConfig, out_dir: str | Path) -> dict[str, Any]:
     from vlarena.agents.fixed import make_fixed_agent
 
     env_id = vlarena.envs.check_task(cfg.env_name)
-    env = gym.make_vec(env_id, num_envs=cfg.num_envs, split=cfg.split, device=cfg.device, **cfg.env_kwargs)
+    modular = cfg.env_name == "ALFRED" and cfg.checkpoint and (Path(cfg.checkpoint) / "parser.json").exists()
+    kwargs = cfg.env_kwargs
+    if modular:  # the modular agent's inputs: the whole map and the segmentation
+        from vlarena.agents.modular.agent import MIN_MAP
+
+        kwargs = {**kwargs, "semantic_map": max(MIN_MAP, kwargs.get("semantic_map") or 0), "segmentation": True}
+    env = gym.make_vec(env_id, num_envs=cfg.num_envs, split=cfg.split, device=cfg.device, **kwargs)
     if cfg.env_name == "ALFRED":
         from vlarena.agents.evaluate_alfred import evaluate_alfred, fixed_alfred_agent
 
-        act = _policy_act(cfg, env) if cfg.checkpoint else fixed_alfred_agent(cfg.agent.name, cfg.agent.seed)
-        meta["agent"] = "policy" if cfg.checkpoint else cfg.agent.name
+        if modular:
+            from vlarena.agents.modular.agent import ModularAgent
+            from vlarena.agents.modular.parser import TaskParser
+
+            act, meta["agent"] = ModularAgent(TaskParser.load(cfg.checkpoint)).act, "modular"
+            meta["checkpoint"] = str(cfg.checkpoint)
+        elif cfg.checkpoint:
+            act, meta["agent"] = _policy_act(cfg, env), "policy"
+        else:
+            act, meta["agent"] = fixed_alfred_agent(cfg.agent.name, cfg.agent.seed), cfg.agent.name
         return evaluate_alfred(env, act, out_dir, meta)
     if cfg.checkpoint:
         act, meta["agent"], meta["checkpoint"] = _policy_act(cfg, env), "policy", str(cfg.checkpoint)

@@ -35,6 +35,9 @@ the `semantic_map`, before it walks: the look-around that map-building ALFRED ag
 Semantic map (`semantic_map` = S > 0): observation `semantic_map` (S, S, 2 + 49) uint8, the agent's
 top-down map of what it has seen this episode around it (household.semantic_map: seen floor, walls, and
 one channel per ALFRED object type, from its frames' depth and ground-truth segmentation; FILM's map).
+Segmentation (`segmentation` = true): observation `segmentation` (H, W, 2) int16, each pixel's object type
+(objects.OBJECT_TYPES index + 1) and instance (world slot + 1), 0 for floor, walls and nothing: ground-truth
+instance masks, the setting of FILM's ablation with ground-truth perception.
 Autoreset: NEXT_STEP.
 Resetting an env rebuilds the per-env scene tensors of the batch (Python work per episode start).
 """
@@ -88,6 +91,7 @@ class AlfredEnvConfig:
     step_penalty: float = 0.01
     failure_penalty: float = 0.05
     semantic_map: int = 0  # > 0: a `semantic_map` observation, this many cells (odd) across; 0: none
+    segmentation: bool = False  # a `segmentation` observation: each pixel's object type and instance (ground truth)
     look_around: int = 0  # the expert's first actions: this many RotateLeft (4: a full turn, to see the room first)
     seed: int = 0
     device: str = "cpu"
@@ -102,6 +106,8 @@ class AlfredEnvConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise ValueError(f"env.{name} must be a positive int, got {v!r}")
+        if not isinstance(self.segmentation, bool):
+            raise ValueError(f"env.segmentation must be true or false, got {self.segmentation!r}")
         m = self.semantic_map
         if isinstance(m, bool) or not isinstance(m, int) or m < 0 or (m and m % 2 == 0):
             raise ValueError(f"env.semantic_map must be 0 (no map) or an odd number of cells across, got {m!r}")
@@ -138,7 +144,9 @@ class AlfredVectorEnv(EpisodicVectorEnv):
             "pose": gym.spaces.Box(-100.0, 100.0, (5,), np.float32),
             "progress": gym.spaces.Box(0.0, 1.0, (PROGRESS_SLOTS,), np.float32),
             **({"semantic_map": gym.spaces.Box(0, 1, (config.semantic_map, config.semantic_map, MAP_CHANNELS),
-                                               np.uint8)} if config.semantic_map else {})})
+                                               np.uint8)} if config.semantic_map else {}),
+            **({"segmentation": gym.spaces.Box(0, 32767, (config.height, config.width, 2), np.int16)}
+               if config.segmentation else {})})
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.single_action_space = gym.spaces.Discrete(len(ACTIONS))
         self.action_space = gym.spaces.MultiDiscrete(np.full(num_envs, len(ACTIONS)))
@@ -296,7 +304,7 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         self.look.update(self.world)
         self.renderer.refresh_objects()
         pose = self._render_pose()
-        ids = ("semantic", "instance") if self.semantic_map is not None else ()
+        ids = ("semantic", "instance") if self.semantic_map is not None or self.config.segmentation else ()
         frame = self.renderer.render(torch.arange(self.num_envs, device=self.device), pose,
                                      outputs=("rgb", "depth", *ids))
         top = self.camera.centre_row(self.pose[:, 3]) - self.config.height // 2
@@ -306,12 +314,22 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         progress = torch.nn.functional.one_hot(self.interactions.clamp(max=PROGRESS_SLOTS - 1), PROGRESS_SLOTS)
         obs = {"rgb": view["rgb"], "depth": view["depth"], "instruction": self._instructions,
                "pose": self._relative_pose(), "progress": progress.float()}
+        if self.config.segmentation:
+            obs["segmentation"] = self._segmentation(view["instance"])
         if self.semantic_map is not None:
             self.semantic_map.update(pose, view["depth"], view["semantic"], view["instance"], self.world.otype,
                                      self.look.scene_tensors.cell_size, self.renderer.config.max_depth)
             i, j, k, _ = self.pose.unbind(1)
             obs["semantic_map"] = self.semantic_map.egocentric(i, j, k, self.config.semantic_map)
         return obs
+
+    def _segmentation(self, instance: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, 2) int16: each pixel's object type + 1 and world slot + 1 (0: floor, wall or nothing)."""
+        slot = instance.long()
+        real = (slot >= 0) & (slot < self.world.otype.shape[1])
+        types = torch.gather(self.world.otype, 1, slot.clamp(0, self.world.otype.shape[1] - 1).flatten(1))
+        types = torch.where(real, types.reshape_as(slot), -1)
+        return torch.stack([types + 1, torch.where(real & (types >= 0), slot + 1, 0)], -1).to(torch.int16)
 
     def _relative_pose(self) -> torch.Tensor:
         """(B, 5): metres ahead and left of the start in its frame, sin/cos of the turn since it, horizon / 60."""
