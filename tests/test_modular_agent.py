@@ -135,3 +135,19 @@ def test_parser_learns_tasks_and_always_answers_a_valid_one(tmp_path):
     (tmp_path / "p" / "parser.json").write_text(json.dumps({"vocab": []}))
     with pytest.raises(ValueError, match="not a saved task parser"):
         TaskParser.load(tmp_path / "p")
+
+
+def test_executor_picks_up_the_receptacle_it_filled_and_faces_small_ones_head_on():
+    from vlarena.agents.modular.executor import Executor, cone
+
+    spec = SPECS[8]  # apple into a bowl, the bowl onto the side table
+    ex = Executor(interaction_steps(spec))
+    pick_bowl = ex.steps[2]
+    assert pick_bowl.action == PICKUP and pick_bowl.types == {TYPE_INDEX["Bowl"]}
+    assert ex._may_take(pick_bowl, 12) and ex._may_take(pick_bowl, 13)  # nothing filled yet: any bowl
+    ex._last = (6 + PUT, (0, 0, 0), 12)  # the apple went into bowl 12
+    ex._learn(failed=False)
+    assert ex.put_into == 12 and ex.s == 1
+    assert ex._may_take(pick_bowl, 12) and not ex._may_take(pick_bowl, 13)
+    assert cone((10, 10, 0), narrow=True) == [(10, 10 + a) for a in range(1, 6)]  # heading 0: +j, no side cells
+    assert len(cone((10, 10, 0))) == 2 + 3 * 3

@@ -7,9 +7,10 @@ It turns once around first (`look_around`), then, for the current interaction st
 1. **act** when the env's own rule (appearance.HouseholdLook.target: among the centre window's pixels within
    REACH whose object the interaction applies to, the one nearest the centre) picks an object of one of the
    step's types, read off the segmentation (a pick_two step skips the instance it used; a sliced task's
-   pickup takes the instance it sliced); an OpenObject of something it opened is skipped;
+   pickup takes the instance it sliced; picking up a movable receptacle takes the one it filled); an
+   OpenObject of something it opened is skipped;
 2. else **go** to the nearest pose (cell and heading) whose cone (`cone`: 1-5 cells ahead, near the centre
-   line) holds a mapped cell of such an object; there, LookUp/LookDown towards the object's pixels in the
+   line; straight ahead only for the small, movable receptacles) holds a mapped cell of such an object; there, LookUp/LookDown towards the object's pixels in the
    centre columns, and give the pose up when that does not bring it into the window;
 3. else **explore**: go to the nearest mapped floor cell that faces an unmapped one (a frontier);
 4. else look over the surfaces (fixed receptacles), then open what can be opened, one by one (what it looks
@@ -31,11 +32,12 @@ from vlarena.agents.modular.subgoals import SURFACES, Step
 from vlarena.datasets.alfred.objects import FLAGS, OBJECT_TYPES
 from vlarena.envs.household.appearance import REACH, WINDOW
 from vlarena.envs.household.navigate import HORIZONS, STEP
-from vlarena.envs.household.world import ACTION_AFFORDANCE, CLOSE, OPEN, PICKUP, SLICE
+from vlarena.envs.household.world import ACTION_AFFORDANCE, CLOSE, OPEN, PICKUP, PUT, SLICE
 
 STOP, MOVE_AHEAD, FIRST_INTERACTION = 0, 1, 6  # alfred_env.ACTIONS
 ROTATE_LEFT, LOOK_UP, LOOK_DOWN = 2, 4, 5
 MAX_AHEAD = 5  # cells: the farthest a goal pose's object lies ahead
+MOVABLE = frozenset(i for i, t in enumerate(OBJECT_TYPES) if t.movable)  # small receptacles: faced head-on
 OPENABLE = frozenset(i for i, t in enumerate(OBJECT_TYPES) if t.openable)
 # (types + 1) -> affordance flag, for the env's target rule; index 0 is "no object"
 _AFFORD = torch.tensor([[False] * len(FLAGS)] + [[getattr(t, f) for f in FLAGS] for t in OBJECT_TYPES])
@@ -61,15 +63,15 @@ def window_pick(segmentation: torch.Tensor, depth: torch.Tensor, action: int) ->
 CONE = tuple((a, side) for a in range(1, MAX_AHEAD + 1) for side in ((0,) if a <= 2 else (-1, 0, 1)))
 
 
-def cone(pose: tuple[int, int, int]) -> list[tuple[int, int]]:
+def cone(pose: tuple[int, int, int], narrow: bool = False) -> list[tuple[int, int]]:
     """The cells a pose faces: 1..MAX_AHEAD cells ahead, near the view's centre line (0 cells aside up to 2
     ahead, 1 cell aside from 3)."""
     i, j, k = pose
     (di, dj), (li, lj) = STEP[k], STEP[(k + 1) % 4]
-    return [(i + a * di + side * li, j + a * dj + side * lj) for a, side in CONE]
+    return [(i + a * di + side * li, j + a * dj + side * lj) for a, side in CONE if not (narrow and side)]
 
 
-def facing(targets: torch.Tensor) -> torch.Tensor:
+def facing(targets: torch.Tensor, narrow: bool = False) -> torch.Tensor:
     """(R, C, 4) bool: poses whose cone holds a `targets` (R, C) cell."""
     r, c = targets.shape
     out = torch.zeros(r, c, 4, dtype=torch.bool)
@@ -77,7 +79,7 @@ def facing(targets: torch.Tensor) -> torch.Tensor:
     big = torch.zeros(r + 2 * pad, c + 2 * pad, dtype=torch.bool)
     big[pad:pad + r, pad:pad + c] = targets
     for k in range(4):
-        for oi, oj in cone((pad, pad, k)):
+        for oi, oj in cone((pad, pad, k), narrow):
             out[..., k] |= big[oi:oi + r, oj:oj + c]
     return out
 
@@ -104,6 +106,7 @@ class Executor:
         self.opened: set[int] = set()
         self.used: set[int] = set()  # instances picked up
         self.sliced: set[int] = set()  # instances the agent sliced
+        self.put_into = -1  # the instance the agent last put something into
         self.seen_used: list[tuple[int, int, int]] = []  # poses that saw only an instance used before in front
         self.scanned: list[tuple[int, int, int]] = []  # goal poses of this step whose horizons all failed
         self._last: tuple[int, tuple[int, int, int], int] | None = None  # (action, pose, instance)
@@ -136,6 +139,8 @@ class Executor:
                 self.opened.discard(inst)
             if action - FIRST_INTERACTION == PICKUP:
                 self.used.add(inst)
+            if action - FIRST_INTERACTION == PUT:
+                self.put_into = inst
             if self._searching:  # opened to look inside: the step goes on, on the map as it now is
                 self._forget()
             else:
@@ -143,7 +148,11 @@ class Executor:
         self._last, self._searching = None, False
 
     def _may_take(self, step: Step, inst: int) -> bool:
-        return not (step.new_instance and inst in self.used) and (not step.sliced or inst in self.sliced)
+        """Whether `inst` may be the step's object: not one used before (pick_two), one it sliced (a sliced
+        task's pickup), the movable receptacle it filled (picking up the mrecep)."""
+        filled = step.action == PICKUP and step.types <= MOVABLE and self.put_into >= 0
+        return not (step.new_instance and inst in self.used) and (not step.sliced or inst in self.sliced) and \
+            (not filled or inst == self.put_into)
 
     def _next_step(self) -> None:
         self.s += 1
@@ -204,7 +213,7 @@ class Executor:
             for i, j in cone(p):
                 if 0 <= i < r and 0 <= j < c:
                     targets[i, j] = False
-        goals = facing(targets) & ~self.obstacles(cells, pose)[..., None]
+        goals = facing(targets, narrow=types <= MOVABLE) & ~self.obstacles(cells, pose)[..., None]
         for p in self.given_up:
             goals[p] = False
         if bool(goals[pose]):
