@@ -117,7 +117,7 @@ class Executor:
             depth: torch.Tensor, failed: bool) -> int:
         self._learn(failed)
         self._frame = (segmentation, depth)
-        a = self._choose(cells, pose, h, segmentation, depth)
+        a = self._choose(cells, pose, h)
         if a < FIRST_INTERACTION:
             self._last = (a, pose, -1)
         self.t += 1
@@ -131,15 +131,16 @@ class Executor:
             i, j, k = where
             self.blocked_cells.add((i + STEP[k][0], j + STEP[k][1]))
         elif action >= FIRST_INTERACTION and not failed:
-            if action - FIRST_INTERACTION == OPEN:
+            kind = action - FIRST_INTERACTION
+            if kind == OPEN:
                 self.opened.add(inst)
-            if action - FIRST_INTERACTION == SLICE:
-                self.sliced.add(inst)
-            if action - FIRST_INTERACTION == CLOSE:
+            elif kind == CLOSE:
                 self.opened.discard(inst)
-            if action - FIRST_INTERACTION == PICKUP:
+            elif kind == SLICE:
+                self.sliced.add(inst)
+            elif kind == PICKUP:
                 self.used.add(inst)
-            if action - FIRST_INTERACTION == PUT:
+            elif kind == PUT:
                 self.put_into = inst
             if self._searching:  # opened to look inside: the step goes on, on the map as it now is
                 self._forget()
@@ -163,13 +164,12 @@ class Executor:
         self.tried.clear()
         self.scanned.clear()
 
-    def _choose(self, cells: torch.Tensor, pose: tuple[int, int, int], h: int, segmentation: torch.Tensor,
-                depth: torch.Tensor) -> int:
+    def _choose(self, cells: torch.Tensor, pose: tuple[int, int, int], h: int) -> int:
         if self.t < self.look_around:
             return ROTATE_LEFT
         while self.s < len(self.steps):
             step = self.steps[self.s]
-            t, inst = window_pick(segmentation, depth, step.action)
+            t, inst = window_pick(*self._frame, step.action)
             if t in step.types and self._may_take(step, inst):
                 if step.action == OPEN and inst in self.opened:
                     self._next_step()
@@ -187,14 +187,13 @@ class Executor:
             if action is None:  # look over the surfaces things lie on, closer than exploring saw them
                 action = self._go(cells, pose, h, SURFACES, self.scanned)
             if action is None:
-                action = self._search(cells, pose, h, segmentation, depth)
+                action = self._search(cells, pose, h)
             return STOP if action is None else action
         return STOP
 
-    def _search(self, cells: torch.Tensor, pose: tuple[int, int, int], h: int, segmentation: torch.Tensor,
-                depth: torch.Tensor) -> int | None:
+    def _search(self, cells: torch.Tensor, pose: tuple[int, int, int], h: int) -> int | None:
         """Open what can be opened and has not been, one by one (the target may be inside)."""
-        t, inst = window_pick(segmentation, depth, OPEN)
+        t, inst = window_pick(*self._frame, OPEN)
         if t >= 0 and inst not in self.opened and h not in self.tried.setdefault(pose, set()):
             self.tried[pose].add(h)
             self._last = (FIRST_INTERACTION + OPEN, pose, inst)
@@ -206,14 +205,14 @@ class Executor:
             avoid: list[tuple[int, int, int]] = ()) -> int | None:
         """Towards (or, there, the horizons of) a pose facing a mapped object of `types`, not one in front of
         the poses `avoid`; None when there is none to go to."""
-        blocked = self._blocked(cells, pose)
+        obstacle = self.obstacles(cells, pose)
         targets = cells[..., [2 + t for t in types]].any(-1)
         r, c = targets.shape
         for p in avoid:
             for i, j in cone(p):
                 if 0 <= i < r and 0 <= j < c:
                     targets[i, j] = False
-        goals = facing(targets, narrow=types <= MOVABLE) & ~self.obstacles(cells, pose)[..., None]
+        goals = facing(targets, narrow=types <= MOVABLE) & ~obstacle[..., None]
         for p in self.given_up:
             goals[p] = False
         if bool(goals[pose]):
@@ -225,7 +224,7 @@ class Executor:
             self.given_up.add(pose)
             self.scanned.append(pose)
             goals[pose] = False
-        return self._descend(goals, blocked, pose)
+        return self._descend(goals, obstacle, pose)
 
     def _aim(self, types: frozenset[int], h: int) -> int | None:
         """LookUp / LookDown to bring the nearest in-reach pixels of `types` in the centre columns into the
@@ -246,23 +245,23 @@ class Executor:
         return None
 
     def _explore(self, cells: torch.Tensor, pose: tuple[int, int, int]) -> int | None:
-        blocked = self._blocked(cells, pose)
-        frontier = cells[..., 0, None] & ~ahead(cells.any(-1)) & ~self.obstacles(cells, pose)[..., None]
+        obstacle = self.obstacles(cells, pose)
+        frontier = cells[..., 0, None] & ~ahead(cells.any(-1)) & ~obstacle[..., None]
         for p in self.given_up:
             frontier[p] = False
         if bool(frontier[pose]):
             self.given_up.add(pose)
             frontier[pose] = False
-        return self._descend(frontier, blocked, pose)
+        return self._descend(frontier, obstacle, pose)
 
-    def _descend(self, goals: torch.Tensor, blocked: torch.Tensor, pose: tuple[int, int, int]) -> int | None:
+    def _descend(self, goals: torch.Tensor, obstacle: torch.Tensor, pose: tuple[int, int, int]) -> int | None:
         """The first action of a fewest-action route (MoveAhead, RotateLeft, RotateRight) from `pose` to a
-        `goals` (R, C, 4) pose, by breadth-first search from the agent (it stops at the nearest goal); None
-        when the agent is at one or none can be reached. Among equally short routes it walks first, as
-        household.navigate.descend does."""
+        `goals` (R, C, 4) pose around the `obstacle` (R, C) cells, by breadth-first search from the agent (it
+        stops at the nearest goal); None when the agent is at one or none can be reached. Among equally short
+        routes it walks first, as household.navigate.descend does."""
         if not bool(goals.any()) or bool(goals[pose]):
             return None
-        goal, wall = goals.numpy(), blocked.numpy()
+        goal, wall = goals.numpy(), (ahead(obstacle) | obstacle[..., None]).numpy()  # MoveAhead would collide
         r, c = wall.shape[:2]
         first = {pose: -1}
         frontier = [pose]
@@ -283,11 +282,6 @@ class Executor:
             frontier = nxt
         return None
 
-    def _blocked(self, cells: torch.Tensor, pose: tuple[int, int, int]) -> torch.Tensor:
-        """(R, C, 4): MoveAhead from (i, j) with heading k is known or assumed to collide."""
-        obstacle = self.obstacles(cells, pose)
-        return ahead(obstacle) | obstacle[..., None]
-
     def _with_margin(self, plan: Callable[..., int | None], *args: Any) -> int | None:
         """`plan(*args)` keeping a cell away from objects (a fifth of the cells next to them collide), else
         without."""
@@ -300,9 +294,8 @@ class Executor:
         """(R, C) cells marked as wall or object, next to a wall mark (the agent's radius, 0.18 m, does not fit
         there), next to an object mark while `margin` is set, or that a MoveAhead into failed; never the
         agent's own cell."""
-        wall = cells[..., 1].float()[None, None]
         out = cells[..., 2:].any(-1)
-        near = torch.nn.functional.max_pool2d(torch.stack([wall[0, 0], out.float()])[None], 3, 1, 1)[0] > 0
+        near = torch.nn.functional.max_pool2d(torch.stack([cells[..., 1], out]).float(), 3, 1, 1) > 0  # (2, R, C)
         out = out | near[0] | (near[1] if self.margin else False)
         for p in self.blocked_cells:
             out[p] = True

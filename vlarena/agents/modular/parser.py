@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -45,6 +46,7 @@ def exact_match(parser: TaskParser, rows: Sequence[tuple[str, TaskSpec]]) -> flo
     return sum(p == spec for p, (_, spec) in zip(predicted, rows, strict=True)) / max(1, len(rows))
 
 
+@cache
 def _role_mask(role: str, task_type: str) -> torch.Tensor:
     """(len(OBJECT_TYPES) + 1,) bool: the classes `role` may take in `task_type` (TaskSpec.check's rules)."""
     look, mrecep = task_type == "look_at_obj_in_light", task_type == "pick_and_place_with_movable_recep"
