@@ -77,7 +77,7 @@ def policy_config(args: argparse.Namespace, memory: str):
 
     data = PolicyConfig.preset("cpu").to_dict()
     data["vision"]["image_size"] = args.resolution
-    data["language"].update(backbone=args.language, freeze=True)
+    data["language"].update(backbone=args.language, freeze=True, cache_size=args.cache_size)
     data["memory"]["kind"] = memory
     data["freeze_vision"] = args.freeze_vision
     return PolicyConfig.from_dict(data)
@@ -224,11 +224,13 @@ def main() -> None:
                         help="times each configuration is timed (alternating the order); the best is reported")
     parser.add_argument("--no-sb3", action="store_true", help="time vlarena only")
     parser.add_argument("--language", default="auto", help="language backbone: auto, minilm, bert_random")
+    parser.add_argument("--cache-size", type=int, default=4096,
+                        help="instruction embeddings the policy caches (policy.language.cache_size; both trainers)")
     parser.add_argument("--freeze-vision", action="store_true", help="frozen ViT too (ours then caches its tokens)")
     parser.add_argument("--resolution", type=int, default=64, help="env frame and ViT input size (multiple of 16)")
     parser.add_argument("--max-length", type=int, default=64, help="instruction tokens handed to SB3")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
+    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=False,
                         help="bf16 autocast in vlarena's PPO on CUDA (SB3 runs fp32)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the env's renderer")
     parser.add_argument("--expert", action="store_true", help="compute info['expert_action'] every step (unused)")

@@ -97,6 +97,24 @@ def test_cache_is_lru_bounded():
     assert tokens.shape[0] == 5 and torch.equal(pooled[0], pooled[4]) and enc.cache_info()["size"] == 2
 
 
+def test_cache_rows_are_reused_zero_padded_after_eviction():
+    enc = encoder(cache_size=2)
+    tuned = encoder(freeze=False)
+    tuned.load_state_dict(enc.state_dict())
+    tuned.eval()
+    long, short = " ".join(["turn left and walk past the red chair"] * 3), "stop"
+    enc(texts=[long])
+    long_row = enc.cache.rows[long]
+    for texts in ([TEXTS[0]], [TEXTS[1]], [short], [short, long]):  # `long` is evicted, `short` takes its row
+        tokens, mask, pooled = enc(texts=texts)
+    assert enc.cache.rows[short] == long_row and enc.cache_info()["size"] == 2
+    assert len(enc.cache.lengths) == 3  # rows: the cache's 2, and 1 for a new key before the least recent is evicted
+    assert mask.sum(1).tolist() == [3, mask.shape[1]] and not tokens[0][~mask[0]].any()  # padding is zero
+    ref_tokens, ref_mask, ref_pooled = tuned(texts=[short, long])
+    torch.testing.assert_close(tokens[ref_mask], ref_tokens[ref_mask], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(pooled, ref_pooled, atol=1e-5, rtol=1e-5)
+
+
 def test_cached_outputs_equal_uncached_and_token_ids_share_the_cache():
     frozen = encoder()
     tuned = encoder(freeze=False)

@@ -27,7 +27,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pad_sequence
 
 from vlarena.policies.config import LanguageConfig
 from vlarena.policies.vocab import build_fallback_tokenizer
@@ -93,29 +92,71 @@ class InstructionTokenizer:
         if not isinstance(max_length, int) or max_length < 2:
             raise ValueError(f"max_length must be an int >= 2 (room for [CLS] and [SEP]), got {max_length!r}")
         enc = self.hf(list(texts), padding="max_length" if pad_to_max else "longest", truncation=True,
-                      max_length=max_length, return_tensors="pt", return_token_type_ids=False)
-        return enc["input_ids"].long(), enc["attention_mask"].bool()
+                      max_length=max_length, return_token_type_ids=False)
+        # lists, then torch: transformers' own tensor conversion walks the nested lists in Python (on an H100 it was
+        # a third of a PPO update's time, benchmarks/train_throughput.py)
+        return torch.tensor(enc["input_ids"], dtype=torch.long), torch.tensor(enc["attention_mask"], dtype=torch.bool)
 
 
-class LRUCache:
+class TokenTable:
+    """Encoded instructions kept where the backbone runs, one zero-padded row each, LRU-bounded by `size`:
+    a batch of them is one gather, not one copy per instruction."""
+
     def __init__(self, size: int):
         self.size = size
-        self.data: OrderedDict[Hashable, torch.Tensor] = OrderedDict()
-
-    def get(self, key: Hashable) -> torch.Tensor | None:
-        value = self.data.get(key)
-        if value is not None:
-            self.data.move_to_end(key)
-        return value
-
-    def put(self, key: Hashable, value: torch.Tensor) -> None:
-        self.data[key] = value
-        self.data.move_to_end(key)
-        while len(self.data) > self.size:
-            self.data.popitem(last=False)
+        self.rows: OrderedDict[Hashable, int] = OrderedDict()  # key -> row of `tokens`, least recently used first
+        self.lengths: list[int] = []  # valid tokens per row
+        self.free: list[int] = []
+        self.tokens: torch.Tensor | None = None  # (capacity, width, hidden)
 
     def __len__(self) -> int:
-        return len(self.data)
+        return len(self.rows)
+
+    def get(self, key: Hashable) -> int | None:
+        row = self.rows.get(key)
+        if row is not None:
+            self.rows.move_to_end(key)
+        return row
+
+    def add(self, keys: Sequence[Hashable], tokens: torch.Tensor, mask: torch.Tensor) -> None:
+        """Store the backbone's `tokens` (n, L, H) of `keys` (n, distinct, absent), keeping the `mask`ed positions
+        (mask (n, L) on the host: the lengths are read from it without a device sync)."""
+        n, width = tokens.shape[:2]
+        if self.tokens is None or len(self.free) < n or self.tokens.shape[1] < width:
+            capacity = len(self.lengths)  # doubling up to `size`; past it, only what this batch needs until trim()
+            if len(self.free) < n:
+                capacity = max(capacity - len(self.free) + n, min(max(2 * capacity, 16), self.size))
+            self._grow(capacity, width, tokens)
+        rows = [self.free.pop() for _ in range(n)]
+        for key, row, length in zip(keys, rows, mask.sum(1).tolist(), strict=True):
+            self.rows[key] = row
+            self.lengths[row] = int(length)
+        kept = tokens * mask.to(tokens.device).unsqueeze(-1)
+        values = torch.nn.functional.pad(kept, (0, 0, 0, self.tokens.shape[1] - width))
+        self.tokens[torch.tensor(rows, device=tokens.device)] = values.to(self.tokens.dtype)
+
+    def trim(self) -> None:
+        """Evict the least recently used rows beyond `size` (a batch may hold more distinct keys for a while)."""
+        while len(self.rows) > self.size:
+            self.free.append(self.rows.popitem(last=False)[1])
+
+    def gather(self, rows: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(tokens (B, W, H), mask bool (B, W)) of `rows`, W the longest of them."""
+        lengths = [self.lengths[r] for r in rows]
+        width = max(lengths)
+        index = torch.tensor([list(rows), lengths], device=self.tokens.device)
+        tokens = self.tokens[:, :width].index_select(0, index[0])
+        mask = torch.arange(width, device=tokens.device)[None] < index[1][:, None]
+        return tokens, mask
+
+    def _grow(self, capacity: int, width: int, like: torch.Tensor) -> None:
+        old = self.tokens
+        width = max(width, 0 if old is None else old.shape[1])
+        self.tokens = like.new_zeros((capacity, width, like.shape[-1]))
+        if old is not None:
+            self.tokens[: old.shape[0], : old.shape[1]] = old
+        self.free += range(capacity - 1, len(self.lengths) - 1, -1)
+        self.lengths += [0] * (capacity - len(self.lengths))
 
 
 class LanguageEncoder(nn.Module):
@@ -131,7 +172,7 @@ class LanguageEncoder(nn.Module):
         if self.frozen:
             self.backbone.requires_grad_(False)
             self.backbone.eval()
-        self.cache = LRUCache(config.cache_size)
+        self.cache = TokenTable(config.cache_size)
         self.hits = 0
         self.misses = 0
         self._last: tuple[Any, tuple[torch.Tensor, torch.Tensor]] | None = None
@@ -171,7 +212,7 @@ class LanguageEncoder(nn.Module):
         return {"hits": self.hits, "misses": self.misses, "size": len(self.cache), "max_size": self.cache.size}
 
     def clear_cache(self) -> None:
-        self.cache = LRUCache(self.config.cache_size)
+        self.cache = TokenTable(self.config.cache_size)
         self._last = None
 
     def train(self, mode: bool = True) -> LanguageEncoder:
@@ -186,7 +227,9 @@ class LanguageEncoder(nn.Module):
 
     def _run(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         dev = next(self.backbone.parameters()).device
-        out = self.backbone(input_ids=ids.to(dev), attention_mask=mask.to(dev).long())
+        # fp32 under a caller's bf16 autocast too: there MiniLM's masked attention ran 25x slower on an H100
+        with torch.autocast(dev.type, enabled=False):
+            out = self.backbone(input_ids=ids.to(dev), attention_mask=mask.to(dev).long())
         return out.last_hidden_state
 
     def forward(self, texts: Sequence[str] | None = None, ids: torch.Tensor | None = None,
@@ -222,34 +265,30 @@ class LanguageEncoder(nn.Module):
                 self.hits += ids.shape[0]
                 return last[1]
             keys = [tuple(v for v in row if v >= 0) for row in ids.masked_fill(~mask, -1).tolist()]
-        found: dict[Hashable, torch.Tensor] = {}  # held here: a batch wider than the cache may evict them below
-        missing: dict[Hashable, int] = {}
+        rows: dict[Hashable, int] = {}
+        missing: dict[Hashable, int] = {}  # key -> its first batch row
         for b, key in enumerate(keys):
-            if key in found or key in missing:
+            if key in rows or key in missing:
                 continue
-            value = self.cache.get(key)
-            if value is None:
+            row = self.cache.get(key)
+            if row is None:
                 missing[key] = b
             else:
-                found[key] = value
+                rows[key] = row
         if missing:
-            rows = list(missing.values())
+            batch_rows = list(missing.values())
             if texts is not None:
-                mids, mmask = self.tokenizer.tokenize([texts[b] for b in rows], self.config.max_length,
+                mids, mmask = self.tokenizer.tokenize([texts[b] for b in batch_rows], self.config.max_length,
                                                       pad_to_max=False)
             else:
-                mids, mmask = ids[rows], mask[rows]
+                mids, mmask = ids[batch_rows], mask[batch_rows]
             out = self._run(mids, mmask)
-            mmask = mmask.to(out.device)
-            for i, key in enumerate(missing):
-                found[key] = out[i][mmask[i]].clone()
-                self.cache.put(key, found[key])
+            self.cache.add(list(missing), out, mmask)
+            rows.update((key, self.cache.rows[key]) for key in missing)
             self.misses += len(missing)
         self.hits += len(keys) - len(missing)
-        seqs = [found[k] for k in keys]
-        tokens = pad_sequence(seqs, batch_first=True)
-        lengths = torch.tensor([len(s) for s in seqs], device=tokens.device)
-        out_mask = torch.arange(tokens.shape[1], device=tokens.device)[None] < lengths[:, None]
+        tokens, out_mask = self.cache.gather([rows[k] for k in keys])
+        self.cache.trim()
         key0 = texts if texts is not None else ids.masked_fill(~mask, -1).clone()
         self._last = (key0, (tokens, out_mask))
         return tokens, out_mask
