@@ -197,6 +197,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"commands: {', '.join(COMMANDS)}")
         return 0
     command, rest = argv[0], argv[1:]
+    import torch
+
+    # subnormal floats flushed to zero, set before torch starts its worker threads: they inherit it from this one
+    # (set later, it holds in this thread alone; see Trainer.train)
+    torch.set_flush_denormal(True)
     if command not in COMMANDS:
         print(f"vlarena: unknown command {command!r}; accepted: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
