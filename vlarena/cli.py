@@ -200,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     # subnormal floats flushed to zero, set before torch starts its worker threads: they inherit it from this one
-    # (set later, it holds in this thread alone; see Trainer.train)
+    # (set later, it holds in this thread alone). Denormal arithmetic had made long CPU training runs 4x slower per
+    # update (docs/benchmarks.md). A process setting, so the CLI makes it, not the library.
     torch.set_flush_denormal(True)
     if command not in COMMANDS:
         print(f"vlarena: unknown command {command!r}; accepted: {', '.join(COMMANDS)}", file=sys.stderr)

@@ -213,10 +213,6 @@ class Trainer:
         cfg = self.config
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
-        # subnormal floats to zero on the CPU: as BC on R2R's graph trained, its updates got 4x slower (120 -> 31 env
-        # steps/s by 100k steps), denormal arithmetic. Worker threads inherit this only if it is set before they
-        # start, as `vlarena` does at launch (cli.py); here it covers the calling thread at least.
-        torch.set_flush_denormal(True)
         resume_step = self._resume() if cfg.resume else None
         self.setup()
         self.logger = RunLogger(self.run_dir, resume_step=resume_step, tensorboard=cfg.tensorboard, enabled=self.main)
