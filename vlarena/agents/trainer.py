@@ -69,7 +69,7 @@ class AgentConfig:
     resume: bool = False
     tensorboard: bool = True
     progress: bool = True
-    amp: bool = False  # bf16 autocast on CUDA (no effect on CPU); off: the default policy trains 1.9x faster in fp32 (H100)
+    amp: bool = False  # bf16 autocast on CUDA (no effect on CPU); the default policy is 1.9x faster in fp32
 
     def __post_init__(self) -> None:
         for name in ("total_steps", "num_steps", "log_every", "keep_checkpoints"):

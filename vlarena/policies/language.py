@@ -120,7 +120,7 @@ class TokenTable:
 
     def add(self, keys: Sequence[Hashable], tokens: torch.Tensor, mask: torch.Tensor) -> None:
         """Store the backbone's `tokens` (n, L, H) of `keys` (n, distinct, absent), keeping the `mask`ed positions
-        (mask (n, L) on the host: the lengths are read from it without a device sync)."""
+        (mask (n, L): its lengths are read on the host, without a device sync when it is there already)."""
         n, width = tokens.shape[:2]
         if self.tokens is None or len(self.free) < n or self.tokens.shape[1] < width:
             capacity = len(self.lengths)  # doubling up to `size`; past it, only what this batch needs until trim()
