@@ -9,11 +9,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from gymnasium.utils.env_checker import check_env
 
 import vlarena.envs  # noqa: F401  (registers the envs)
 from vlarena.agents.evaluate import evaluate, predictions
 from vlarena.agents.fixed import FixedAgentConfig, make_fixed_agent
+from vlarena.datasets.catalog import ROOM_TYPES
 from vlarena.datasets.connectivity import write_connectivity
 from vlarena.datasets.jsonio import write_json
 from vlarena.datasets.predictions import score_prediction_file
@@ -99,6 +101,30 @@ def test_graph_observation_and_moves(graph_env):
     vp = env.vp.clone()
     _, _, _, _, info = env.step(pad)
     assert info["invalid_action"].all() and torch.equal(env.vp, vp)
+
+
+def test_privileged_room_features_name_each_viewpoints_room(dataset):
+    env = R2RGraphVectorEnv(num_envs=8, split="val_unseen", dataset=dataset, width=8, height=8, room_features=True)
+    rooms = len(ROOM_TYPES) + 1
+    assert env.single_observation_space["room"].shape == (rooms,)
+    assert env.single_observation_space["candidates"].shape == (env.config.max_candidates, 3 + rooms)
+
+    def one_hot(s, vp):  # from the scene's own room of graph viewpoint vp
+        room = env.data.graphs[s].room_ids[vp]
+        kind = ROOM_TYPES.index(env.data.scenes[s].rooms[room].type) if room >= 0 else rooms - 1
+        return F.one_hot(torch.tensor(kind), rooms).float()
+
+    obs, info = env.reset(seed=0)
+    for _ in range(3):
+        cand = env.candidate_viewpoints()
+        for b in range(8):
+            s = int(env.scene_idx[b])
+            assert torch.equal(obs["room"][b], one_hot(s, int(env.vp[b])))
+            for c in range(env.config.max_candidates):
+                want = one_hot(s, int(cand[b, c])) if cand[b, c] >= 0 else torch.zeros(rooms)
+                assert torch.equal(obs["candidates"][b, c, 3:], want)
+        obs, _, _, _, info = env.step(info["expert_action"])
+    assert "room" not in R2RGraphVectorEnv(num_envs=1, split="val_unseen", dataset=dataset).single_observation_space
 
 
 def test_graph_expert_follows_next_hop_and_success_is_strict(graph_env):

@@ -94,6 +94,7 @@ def test_unknown_group_option_or_key_fails_with_hydras_message(tmp_path, monkeyp
     ("+foo=1", "unknown train option(s) ['foo']; accepted: ['name', 'num_envs'"),
     ("+env.nope=1", "unknown env option(s) ['nope']; accepted: ['name', 'kwargs', 'split_seeds']"),
     ("+agent.foo=1", "unknown agent option(s) ['foo'] for agent=ppo; accepted: ['adam_eps', 'amp'"),
+    ("+eval.max_episodes=9", "unknown eval option(s) ['max_episodes']; accepted: ['split', 'num_envs'"),
     ("agent=oracle", "agent=oracle cannot be trained; accepted: ['bc', 'dagger', 'ppo']"),
     ("num_envs=0", "num_envs must be a positive int, got 0"),
     ("eval.num_episodes=-2", "eval.num_episodes must be a positive int or null (the whole split), got -2"),

@@ -60,6 +60,14 @@ class EvalSettings:
         if isinstance(self.num_envs, bool) or not isinstance(self.num_envs, int) or self.num_envs <= 0:
             raise ValueError(f"eval.num_envs must be a positive int, got {self.num_envs!r}")
 
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> EvalSettings:
+        accepted = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(raw) - set(accepted))
+        if unknown:
+            raise ValueError(f"unknown eval option(s) {unknown}; accepted: {accepted}")
+        return cls(**raw)
+
 
 @dataclass
 class TrainConfig:
@@ -107,7 +115,7 @@ class TrainConfig:
         if not isinstance(raw["num_envs"], int) or raw["num_envs"] <= 0:
             raise ValueError(f"num_envs must be a positive int, got {raw['num_envs']!r}")
         config = cls(env_name=env["name"], env_kwargs=env.get("kwargs") or {}, policy=policy_config, agent_name=name,
-                     agent=agent_config, eval=EvalSettings(**raw.pop("eval")), pretrain_name=pretrain_name,
+                     agent=agent_config, eval=EvalSettings.from_dict(raw.pop("eval")), pretrain_name=pretrain_name,
                      pretrain=pretrain_config,
                      env_split_seeds=env.get("split_seeds"), **raw)
         config.check_env()

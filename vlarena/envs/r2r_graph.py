@@ -12,6 +12,9 @@ Observation (Dict):
 - `last_move` (3,) float32: the candidate features of the move that brought the agent here, taken
   before it (the turn it made and the edge's length); zeros at an episode's first step and after
   a STOP or an invalid action (the previous-action input of R2R follower agents).
+- With `room_features=True` (privileged, for ablations: what perfect room recognition would give a policy),
+  `room` (R + 1,) float32, the one-hot room type of the viewpoint (`catalog.ROOM_TYPES`, last: a door), and
+  `candidates` gets the same one-hot of each candidate's viewpoint: (C, 3 + R + 1).
 
 Action: Discrete(1 + C): 0 STOP, c >= 1 moves to candidate c - 1 and turns the agent to face
 the direction it moved (R2R's panoramic action). Choosing a padded (masked) candidate leaves the
@@ -32,9 +35,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+import torch.nn.functional as F
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
+from vlarena.datasets.catalog import ROOM_TYPES
 from vlarena.datasets.navgraph_build import MAX_EDGE
 from vlarena.envs.episodic import EpisodicVectorEnv
 from vlarena.envs.nav_env import AUTORESET_MODES, INSTRUCTION_CHARSET, INSTRUCTION_MAX_LENGTH
@@ -62,6 +67,7 @@ class R2RGraphConfig:
     compile: bool = False
     autoreset_mode: str = "next_step"
     expert: bool = True
+    room_features: bool = False  # privileged room-type inputs (module doc)
 
     def __post_init__(self) -> None:
         if isinstance(self.dataset, dict):
@@ -113,13 +119,15 @@ class R2RGraphVectorEnv(EpisodicVectorEnv):
         self.scene_tensors = SceneTensors.from_scenes(self.data.scenes, device=self.device)
         self.renderer = Renderer(self.scene_tensors, config.render_config())
         k, h, w, c = config.views, config.height, config.width, config.max_candidates
+        rooms = len(ROOM_TYPES) + 1 if config.room_features else 0
         self.single_observation_space = gym.spaces.Dict({
             "rgb": gym.spaces.Box(0, 255, (h, k * w, 3), np.uint8),
             "depth": gym.spaces.Box(0.0, config.max_depth, (h, k * w, 1), np.float32),
             "instruction": gym.spaces.Text(max_length=INSTRUCTION_MAX_LENGTH, min_length=1, charset=INSTRUCTION_CHARSET),
-            "candidates": gym.spaces.Box(-1.0, max(1.0, MAX_EDGE), (c, 3), np.float32),
+            "candidates": gym.spaces.Box(-1.0, max(1.0, MAX_EDGE), (c, 3 + rooms), np.float32),
             "candidate_mask": gym.spaces.Box(0, 1, (c,), np.int8),
             "last_move": gym.spaces.Box(-1.0, max(1.0, MAX_EDGE), (3,), np.float32),
+            **({"room": gym.spaces.Box(0.0, 1.0, (rooms,), np.float32)} if rooms else {}),
         })
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.single_action_space = gym.spaces.Discrete(1 + c)
@@ -217,6 +225,9 @@ class R2RGraphVectorEnv(EpisodicVectorEnv):
         order = torch.where(nb >= 0, rel, torch.full_like(rel, 10.0)).argsort(dim=1)
         nb, rel, dist = nb.gather(1, order), rel.gather(1, order), delta.norm(dim=-1).gather(1, order)
         feats = torch.stack([torch.sin(rel), torch.cos(rel), dist], dim=-1)
+        if self.config.room_features:
+            rooms = t.room_type[s[:, None], nb.clamp(min=0)]
+            feats = torch.cat([feats, F.one_hot(rooms, len(ROOM_TYPES) + 1).to(feats.dtype)], dim=-1)
         self._cand = nb
         self._cand_feats = torch.where((nb >= 0)[..., None], feats, torch.zeros_like(feats))
 
@@ -230,8 +241,11 @@ class R2RGraphVectorEnv(EpisodicVectorEnv):
         pose = panorama_poses(t.positions[s, self.vp, :2], self.heading, k)
         out = self.renderer.render(s.repeat_interleave(k), pose, outputs=("rgb", "depth"))
         rgb, depth = stitch_panorama(out["rgb"], k), stitch_panorama(out["depth"], k)
-        return {"rgb": rgb, "depth": depth, "instruction": self._instructions, "candidates": self._cand_feats.clone(),
-                "candidate_mask": (self._cand >= 0).to(torch.int8), "last_move": self.last_move.clone()}
+        obs = {"rgb": rgb, "depth": depth, "instruction": self._instructions, "candidates": self._cand_feats.clone(),
+               "candidate_mask": (self._cand >= 0).to(torch.int8), "last_move": self.last_move.clone()}
+        if self.config.room_features:
+            obs["room"] = F.one_hot(t.room_type[s, self.vp], len(ROOM_TYPES) + 1).float()
+        return obs
 
     def expert_action(self) -> torch.Tensor:
         """0 (STOP) at the goal, else 1 + the candidate on the graph shortest path to it."""

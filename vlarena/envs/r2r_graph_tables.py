@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from vlarena.datasets.catalog import ROOM_TYPES
 from vlarena.datasets.navgraph import NavGraph
 from vlarena.datasets.r2r import shortest_paths
 from vlarena.envs.r2r_data import R2RSplit
@@ -27,9 +28,12 @@ class GraphTables:
         neighbours = np.full((s, n, max_candidates), -1, dtype=np.int64)
         distances = np.full((s, n, n), np.inf, dtype=np.float32)
         next_hop = np.zeros((s, n, n), dtype=np.int64)
+        room_type = np.full((s, n), len(ROOM_TYPES), dtype=np.int64)  # ROOM_TYPES index; len(ROOM_TYPES): a door
         for k, g in enumerate(graphs):
             m = len(g)
             positions[k, :m] = g.positions
+            room_type[k, :m] = [ROOM_TYPES.index(data.scenes[k].rooms[r].type) if r >= 0 else len(ROOM_TYPES)
+                                for r in g.room_ids]
             for v, nb in enumerate(g.neighbours):
                 if len(nb) > max_candidates:
                     raise ValueError(f"viewpoint {g.ids[v]!r} of scan {g.scan!r} has {len(nb)} neighbours, more than "
@@ -48,6 +52,7 @@ class GraphTables:
         self.neighbours = t(neighbours, torch.long)
         self.distances = t(distances, torch.float32)
         self.next_hop = t(next_hop, torch.long)
+        self.room_type = t(room_type, torch.long)
         self.ep_scene = t(scene, torch.long)
         self.ep_start = t(start, torch.long)
         self.ep_goal = t(goal, torch.long)

@@ -1,0 +1,39 @@
+"""benchmarks/r2r_diagnose.py: the turn classes it names moves by, and its teacher-forcing bookkeeping."""
+
+import math
+
+import pytest
+import torch
+
+from benchmarks.r2r_diagnose import run, turn_class
+from tests.policy_helpers import tiny_config
+from vlarena.envs.r2r_graph import R2RGraphVectorEnv
+from vlarena.policies import VLAPolicy
+
+SIZES = {"scenes": {"seen": 2, "val_unseen": 1, "test": 1},
+         "paths_per_scene": {"train": 6, "val_seen": 3, "val_unseen": 6, "test": 4}}
+
+
+def test_turn_classes_follow_the_instruction_generator():
+    degrees = [30.0, -39.0, 41.0, -100.0, 149.0, 151.0, -170.0]
+    rad = torch.deg2rad(torch.tensor(degrees))
+    obs = {"candidates": torch.stack([torch.sin(rad), torch.cos(rad), torch.ones(7)], dim=-1)[None]}
+    names = [turn_class(obs, 0, a) for a in range(1, 8)]
+    assert names == ["straight", "straight", "left", "right", "left", "around", "around"]
+    assert turn_class(obs, 0, 0) == "stop"
+
+
+def test_teacher_forcing_scores_every_step_of_every_episode(tmp_path):
+    env = R2RGraphVectorEnv(num_envs=3, split="val_unseen", dataset={**SIZES, "data_dir": str(tmp_path)},
+                            views=4, width=16, height=16)
+    torch.manual_seed(0)
+    policy = VLAPolicy(tiny_config(vision={"image_size": [16, 64]}), env.single_observation_space,
+                       env.single_action_space)
+    out = run(policy, env, episodes=5, mode="teacher")
+    moves = sum(v["steps"] for k, v in out["by_expert_move"].items() if k != "stop")
+    assert out["by_expert_move"]["stop"]["steps"] == 5  # one STOP per expert episode, no final frames counted
+    assert 5 * 3 <= moves <= 5 * 6  # paths of 3 to 6 edges
+    for row in out["by_expert_move"].values():
+        assert sum(v for k, v in row.items() if k != "steps") == pytest.approx(1.0)
+    assert 0.0 <= out["ambiguous_share"] <= 1.0 and 0.0 <= out["accuracy"] <= 1.0
+    assert not math.isnan(out["ambiguous_accuracy"])
