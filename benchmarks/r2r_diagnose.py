@@ -8,7 +8,8 @@
    accuracy on steps where the expert's turn class holds one candidate ("unambiguous") or several.
 2. Free rollouts (the policy's argmax is executed), success rate:
    - `policy`: as evaluated (`vlarena eval` gives the same number);
-   - `other_panorama`: each env gets another env's panorama (a policy that ignores vision keeps its SR);
+   - `other_panorama`: each env gets another env's panorama, rgb and depth (a policy that ignores its vision
+     keeps its SR);
    - `fix_same_class`: a move in the expert's turn class but to another candidate is replaced by the
      expert's (what telling apart candidates that the instruction names alike would buy);
    - `fix_turn_class`: a move of another turn class (not STOP) is replaced by the expert's.
@@ -53,7 +54,8 @@ def run(policy: VLAPolicy, env: R2RGraphVectorEnv, episodes: int, mode: str) -> 
         state = policy.initial_state(env.num_envs)
         with torch.no_grad():
             while active.any():
-                seen = dict(obs, rgb=obs["rgb"].roll(1, dims=0)) if mode == "other_panorama" else obs
+                seen = dict(obs, rgb=obs["rgb"].roll(1, dims=0), depth=obs["depth"].roll(1, dims=0)) \
+                    if mode == "other_panorama" else obs
                 act, _, _, state = policy.act(seen, state, deterministic=True)
                 expert = info["expert_action"]
                 for i in active.nonzero().flatten().tolist():

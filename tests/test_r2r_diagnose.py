@@ -1,4 +1,5 @@
-"""benchmarks/r2r_diagnose.py: the turn classes it names moves by, and its teacher-forcing bookkeeping."""
+"""benchmarks/r2r_diagnose.py: the turn classes it names moves by, its teacher-forcing bookkeeping, and its
+free rollouts against `vlarena eval`'s."""
 
 import math
 
@@ -7,6 +8,8 @@ import torch
 
 from benchmarks.r2r_diagnose import run, turn_class
 from tests.policy_helpers import tiny_config
+from vlarena.agents.evaluate import evaluate
+from vlarena.agents.policy_agent import PolicyAgent
 from vlarena.envs.r2r_graph import R2RGraphVectorEnv
 from vlarena.policies import VLAPolicy
 
@@ -37,3 +40,19 @@ def test_teacher_forcing_scores_every_step_of_every_episode(tmp_path):
         assert sum(v for k, v in row.items() if k != "steps") == pytest.approx(1.0)
     assert 0.0 <= out["ambiguous_share"] <= 1.0 and 0.0 <= out["accuracy"] <= 1.0
     assert not math.isnan(out["ambiguous_accuracy"])
+
+
+def test_free_rollouts_score_what_vlarena_eval_scores(tmp_path):
+    env = R2RGraphVectorEnv(num_envs=4, split="val_unseen", dataset={**SIZES, "data_dir": str(tmp_path)},
+                            views=4, width=16, height=16)
+    ids = env.episode_ids
+    rates = {}
+    for seed in range(4):
+        torch.manual_seed(seed)
+        policy = VLAPolicy(tiny_config(vision={"image_size": [16, 64]}), env.single_observation_space,
+                           env.single_action_space)
+        ours = run(policy, env, episodes=len(ids), mode="policy")["success_rate"]
+        theirs = evaluate(env, PolicyAgent(policy).act, progress=False)["success_rate"]
+        assert ours == pytest.approx(theirs)
+        rates[seed] = ours
+    assert len(set(rates.values())) > 1  # the untrained policies differ, so the equality is not 0 == 0
