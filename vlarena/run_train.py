@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,12 @@ TRAIN_KEYS = ("name", "num_envs", "device", "train_split", "init_from", "run_dir
 PRETRAIN_REFERENCE = "pretrain"  # agent.reference naming the policy the pretrain stage ended with
 ENV_KEYS = ("name", "kwargs", "split_seeds")
 MAX_RANKS = 64  # data-parallel ranks the seed-range check of adapter envs allows for
+
+
+def _check_keys(section: str, raw: dict[str, Any], accepted: Sequence[str], also: str = "") -> None:
+    unknown = set(raw) - set(accepted)
+    if unknown:
+        raise ValueError(f"unknown {section} option(s) {sorted(unknown)}; accepted: {list(accepted)}{also}")
 
 
 @dataclass
@@ -62,10 +69,7 @@ class EvalSettings:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> EvalSettings:
-        accepted = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(raw) - set(accepted))
-        if unknown:
-            raise ValueError(f"unknown eval option(s) {unknown}; accepted: {accepted}")
+        _check_keys("eval", raw, [f.name for f in dataclasses.fields(cls)])
         return cls(**raw)
 
 
@@ -95,13 +99,8 @@ class TrainConfig:
         raw = OmegaConf.to_container(cfg, resolve=True)
         env, policy, agent = dict(raw.pop("env")), dict(raw.pop("policy")), dict(raw.pop("agent"))
         raw.pop("experiment", None)
-        unknown = set(raw) - set(TRAIN_KEYS)
-        if unknown:
-            raise ValueError(f"unknown train option(s) {sorted(unknown)}; accepted: {list(TRAIN_KEYS)} and the groups "
-                             f"env, policy, agent")
-        unknown = set(env) - set(ENV_KEYS)
-        if unknown:
-            raise ValueError(f"unknown env option(s) {sorted(unknown)}; accepted: {list(ENV_KEYS)}")
+        _check_keys("train", raw, TRAIN_KEYS, " and the groups env, policy, agent")
+        _check_keys("env", env, ENV_KEYS)
         name, agent_config = _agent_config("agent", agent)
         pretrain = raw.pop("pretrain", None)
         pretrain_name, pretrain_config = _agent_config("pretrain", dict(pretrain)) if pretrain else (None, None)

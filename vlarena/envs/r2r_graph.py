@@ -39,12 +39,11 @@ import torch.nn.functional as F
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from vlarena.datasets.catalog import ROOM_TYPES
 from vlarena.datasets.navgraph_build import MAX_EDGE
 from vlarena.envs.episodic import EpisodicVectorEnv
 from vlarena.envs.nav_env import AUTORESET_MODES, INSTRUCTION_CHARSET, INSTRUCTION_MAX_LENGTH
 from vlarena.envs.r2r_data import R2RDataConfig, load_split
-from vlarena.envs.r2r_graph_tables import GraphTables
+from vlarena.envs.r2r_graph_tables import ROOM_CLASSES, GraphTables
 from vlarena.envs.renderer import RenderConfig, Renderer
 from vlarena.envs.scene_tensors import SceneTensors
 
@@ -119,7 +118,7 @@ class R2RGraphVectorEnv(EpisodicVectorEnv):
         self.scene_tensors = SceneTensors.from_scenes(self.data.scenes, device=self.device)
         self.renderer = Renderer(self.scene_tensors, config.render_config())
         k, h, w, c = config.views, config.height, config.width, config.max_candidates
-        rooms = len(ROOM_TYPES) + 1 if config.room_features else 0
+        rooms = ROOM_CLASSES if config.room_features else 0
         self.single_observation_space = gym.spaces.Dict({
             "rgb": gym.spaces.Box(0, 255, (h, k * w, 3), np.uint8),
             "depth": gym.spaces.Box(0.0, config.max_depth, (h, k * w, 1), np.float32),
@@ -227,7 +226,7 @@ class R2RGraphVectorEnv(EpisodicVectorEnv):
         feats = torch.stack([torch.sin(rel), torch.cos(rel), dist], dim=-1)
         if self.config.room_features:
             rooms = t.room_type[s[:, None], nb.clamp(min=0)]
-            feats = torch.cat([feats, F.one_hot(rooms, len(ROOM_TYPES) + 1).to(feats.dtype)], dim=-1)
+            feats = torch.cat([feats, F.one_hot(rooms, ROOM_CLASSES).to(feats.dtype)], dim=-1)
         self._cand = nb
         self._cand_feats = torch.where((nb >= 0)[..., None], feats, torch.zeros_like(feats))
 
@@ -244,7 +243,7 @@ class R2RGraphVectorEnv(EpisodicVectorEnv):
         obs = {"rgb": rgb, "depth": depth, "instruction": self._instructions, "candidates": self._cand_feats.clone(),
                "candidate_mask": (self._cand >= 0).to(torch.int8), "last_move": self.last_move.clone()}
         if self.config.room_features:
-            obs["room"] = F.one_hot(t.room_type[s, self.vp], len(ROOM_TYPES) + 1).float()
+            obs["room"] = F.one_hot(t.room_type[s, self.vp], ROOM_CLASSES).float()
         return obs
 
     def expert_action(self) -> torch.Tensor:

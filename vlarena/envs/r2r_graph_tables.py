@@ -10,6 +10,9 @@ from vlarena.datasets.navgraph import NavGraph
 from vlarena.datasets.r2r import shortest_paths
 from vlarena.envs.r2r_data import R2RSplit
 
+DOOR = len(ROOM_TYPES)  # the room-type index of a viewpoint in a doorway (ROOM_TYPES indices before it)
+ROOM_CLASSES = DOOR + 1
+
 
 def _shortest(graph: NavGraph) -> tuple[np.ndarray, np.ndarray]:
     """Graph distances [N, N] and next hops [N, N] (next_hop[a, g]: first viewpoint after a towards g)."""
@@ -28,12 +31,11 @@ class GraphTables:
         neighbours = np.full((s, n, max_candidates), -1, dtype=np.int64)
         distances = np.full((s, n, n), np.inf, dtype=np.float32)
         next_hop = np.zeros((s, n, n), dtype=np.int64)
-        room_type = np.full((s, n), len(ROOM_TYPES), dtype=np.int64)  # ROOM_TYPES index; len(ROOM_TYPES): a door
+        room_type = np.full((s, n), DOOR, dtype=np.int64)
         for k, g in enumerate(graphs):
             m = len(g)
             positions[k, :m] = g.positions
-            room_type[k, :m] = [ROOM_TYPES.index(data.scenes[k].rooms[r].type) if r >= 0 else len(ROOM_TYPES)
-                                for r in g.room_ids]
+            room_type[k, :m] = [ROOM_TYPES.index(data.scenes[k].rooms[r].type) if r >= 0 else DOOR for r in g.room_ids]
             for v, nb in enumerate(g.neighbours):
                 if len(nb) > max_candidates:
                     raise ValueError(f"viewpoint {g.ids[v]!r} of scan {g.scan!r} has {len(nb)} neighbours, more than "

@@ -5,8 +5,8 @@
 
 The start frame: x metres ahead of the start pose, y metres to its left, both in 0.25 m cells; cell
 (i, j) is (y, x) + size // 2, so the start cell is the centre and heading k (k * 90 degrees counter-clockwise
-from +x) follows household.navigate's convention (STEP, RotateLeft: k + 1). The crop (household.semantic_map.egocentric) is drawn around the agent with
-its heading up; its cell (row, col) lies `size // 2 - row` cells ahead and `col - size // 2` to the right.
+from +x) follows household.navigate's convention (STEP, RotateLeft: k + 1). The crop
+(household.semantic_map.egocentric) is drawn around the agent with its heading up; its cell (row, col) lies `size // 2 - row` cells ahead and `col - size // 2` to the right.
 A crop at least twice the room across holds the whole map wherever the agent stands, so the grid is the
 crop turned and shifted, every step.
 """
