@@ -5,7 +5,8 @@
 1. Teacher forcing (the expert's actions are executed, the policy's argmax is scored at every step of
    every episode): accuracy by the expert's move, named as the instructions name turns (`path_facts`:
    straight under 40 degrees, around over 150, else left or right), with the policy's error kinds; and
-   accuracy on steps where the expert's turn class holds one candidate ("unambiguous") or several.
+   accuracy on steps where the expert's turn class holds one candidate ("unambiguous") or several, and what
+   could tell apart the candidates of those ambiguous steps (`ambiguous_steps`, see `ambiguity_anatomy`).
 2. Free rollouts (the policy's argmax is executed), success rate:
    - `policy`: as evaluated (`vlarena eval` gives the same number);
    - `other_panorama`: each env gets another env's panorama, rgb and depth (a policy that ignores its vision
@@ -46,7 +47,7 @@ def run(policy: VLAPolicy, env: R2RGraphVectorEnv, episodes: int, mode: str) -> 
     """`mode` "teacher" (teacher forcing) or one of MODES (free rollouts), on the split's first `episodes`
     episodes, each once, a batch of `env.num_envs` at a time (as `vlarena eval` assigns them)."""
     ids = env.episode_ids[:episodes]
-    steps, wrong, ambiguous, successes = Counter(), Counter(), Counter(), []
+    steps, wrong, ambiguous, anatomy, successes = Counter(), Counter(), Counter(), Counter(), []
     for first in range(0, len(ids), env.num_envs):
         chunk = ids[first:first + env.num_envs]
         obs, info = env.reset(options={"episode_id": chunk + [chunk[-1]] * (env.num_envs - len(chunk))})
@@ -65,8 +66,10 @@ def run(policy: VLAPolicy, env: R2RGraphVectorEnv, episodes: int, mode: str) -> 
                         steps[ec] += 1
                         wrong[(ec, "ok" if e == p else "same_class" if ec == pc else pc)] += 1
                         valid = obs["candidate_mask"][i].nonzero().flatten().add(1).tolist()
-                        alike = e > 0 and sum(turn_class(obs, i, c) == ec for c in valid) > 1
-                        ambiguous[("ambiguous" if alike else "unambiguous", e == p)] += 1
+                        alike = [c for c in valid if turn_class(obs, i, c) == ec] if e > 0 else []
+                        ambiguous[("ambiguous" if len(alike) > 1 else "unambiguous", e == p)] += 1
+                        if len(alike) > 1:
+                            anatomy.update(ambiguity_anatomy(env, obs, i, e, alike))
                     elif e != p and ((mode == "fix_same_class" and ec == pc)
                                      or (mode == "fix_turn_class" and ec != pc and "stop" not in (ec, pc))):
                         act[i] = e
@@ -82,7 +85,22 @@ def run(policy: VLAPolicy, env: R2RGraphVectorEnv, episodes: int, mode: str) -> 
                                for ec, n in steps.items()},
             **{f"{kind}_accuracy": ambiguous[(kind, True)] / max(1, ambiguous[(kind, True)] + ambiguous[(kind, False)])
                for kind in ("ambiguous", "unambiguous")},
-            "ambiguous_share": sum(v for (k, _), v in ambiguous.items() if k == "ambiguous") / total}
+            "ambiguous_share": sum(v for (k, _), v in ambiguous.items() if k == "ambiguous") / total,
+            "ambiguous_steps": {k: v / max(1, anatomy["steps"]) for k, v in anatomy.items() if k != "steps"}}
+
+
+def ambiguity_anatomy(env: R2RGraphVectorEnv, obs: dict, row: int, expert: int, alike: list[int]) -> Counter:
+    """What could tell apart the candidates `alike` (1-based, the expert's turn class, several) at an ambiguous
+    step: whether they all lie within 30 degrees of each other; whether the room type of the viewpoint they lead to
+    singles out the expert's (privileged: what perfect room recognition could use); whether geometric rules pick
+    the expert's (the longest edge; the smallest turn)."""
+    feats = obs["candidates"][row]
+    angle = {c: math.degrees(math.atan2(*feats[c - 1, :2].tolist())) for c in alike}
+    rooms = env.tables.room_type[env.scene_idx[row], env.candidate_viewpoints()[row]].tolist()
+    return Counter({"steps": 1, "within_30_degrees": max(angle.values()) - min(angle.values()) < 30.0,
+                    "room_singles_out_expert": all(rooms[c - 1] != rooms[expert - 1] for c in alike if c != expert),
+                    "longest_edge_is_expert": max(alike, key=lambda c: float(feats[c - 1, 2])) == expert,
+                    "smallest_turn_is_expert": min(alike, key=lambda c: abs(angle[c])) == expert})
 
 
 def main() -> None:

@@ -2,11 +2,12 @@
 free rollouts against `vlarena eval`'s."""
 
 import math
+from collections import Counter
 
 import pytest
 import torch
 
-from benchmarks.r2r_diagnose import run, turn_class
+from benchmarks.r2r_diagnose import ambiguity_anatomy, run, turn_class
 from tests.policy_helpers import tiny_config
 from vlarena.agents.evaluate import evaluate
 from vlarena.agents.policy_agent import PolicyAgent
@@ -40,6 +41,28 @@ def test_teacher_forcing_scores_every_step_of_every_episode(tmp_path):
         assert sum(v for k, v in row.items() if k != "steps") == pytest.approx(1.0)
     assert 0.0 <= out["ambiguous_share"] <= 1.0 and 0.0 <= out["accuracy"] <= 1.0
     assert not math.isnan(out["ambiguous_accuracy"])
+    assert set(out["ambiguous_steps"]) == {"within_30_degrees", "room_singles_out_expert", "longest_edge_is_expert",
+                                           "smallest_turn_is_expert"}
+    assert all(0.0 <= v <= 1.0 for v in out["ambiguous_steps"].values())
+
+
+def test_ambiguity_anatomy_of_a_hand_made_step(tmp_path):
+    env = R2RGraphVectorEnv(num_envs=1, split="val_unseen", dataset={**SIZES, "data_dir": str(tmp_path)},
+                            views=4, width=16, height=16)
+    env.reset(options={"episode_id": [0]})
+    vps = env.candidate_viewpoints()[0]
+    assert (vps >= 0).sum() >= 2
+    # two straight candidates, 10 and -25 degrees, edges of 1.0 and 2.0 m; the first is the expert's
+    rad = torch.deg2rad(torch.tensor([10.0, -25.0]))
+    feats = torch.zeros(1, vps.shape[0], 3)
+    feats[0, :2] = torch.stack([torch.sin(rad), torch.cos(rad), torch.tensor([1.0, 2.0])], dim=-1)
+    out = ambiguity_anatomy(env, {"candidates": feats}, 0, 1, [1, 2])
+    rooms = env.tables.room_type[env.scene_idx[0], vps[:2]].tolist()
+    assert out == Counter({"steps": 1, "within_30_degrees": False, "room_singles_out_expert": rooms[0] != rooms[1],
+                           "longest_edge_is_expert": False, "smallest_turn_is_expert": True})
+    rad = torch.deg2rad(torch.tensor([10.0, -15.0]))
+    feats[0, :2, :2] = torch.stack([torch.sin(rad), torch.cos(rad)], dim=-1)
+    assert ambiguity_anatomy(env, {"candidates": feats}, 0, 2, [1, 2])["within_30_degrees"]
 
 
 def test_free_rollouts_score_what_vlarena_eval_scores(tmp_path):

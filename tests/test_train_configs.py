@@ -23,6 +23,7 @@ EXPECTED = {
     "quickstart": ("R2R", "bc", "BCConfig", (32, 4 * 32), "val_unseen"),
     "r2r_bc_ppo": ("R2R", "ppo", "PPOConfig", (32, 4 * 32), "val_unseen"),  # after a BC pretrain stage
     "r2r_ce_bc_ppo": ("R2R-CE", "ppo", "PPOConfig", (64, 64), "val_unseen"),  # after a BC pretrain stage
+    "r2r_bc_dagger": ("R2R", "dagger", "DAggerConfig", (32, 4 * 32), "val_unseen"),  # after a BC pretrain stage
     "babyai_bc": ("BabyAI-GoToLocal", "bc", "BCConfig", (56, 56), "val"),
     "babyai_dagger": ("BabyAI-GoToLocal", "dagger", "DAggerConfig", (56, 56), "val"),
     "alfred_bc": ("ALFRED", "bc", "BCConfig", (64, 64), "valid_unseen"),
@@ -60,9 +61,13 @@ def test_experiment_composes_to_the_documented_env_agent_and_policy(name):
     total = cfg.agent.total_steps + (cfg.pretrain.total_steps if cfg.pretrain else 0)  # both stages
     assert total >= (40_000 if name == "quickstart" else 100_000)  # real runs, not smoke tests
     assert cfg.num_envs >= 16
-    if name.endswith("_bc_ppo"):  # BC, then PPO with the KL penalty towards the BC policy
+    if name.endswith(("_bc_ppo", "_bc_dagger")):  # a BC stage first
         assert type(cfg.pretrain).__name__ == "BCConfig" and cfg.pretrain.total_steps >= 100_000
+    if name.endswith("_bc_ppo"):  # then PPO with the KL penalty towards the BC policy
         assert cfg.agent.kl_coef > 0 and cfg.agent.reference == "pretrain"
+    elif name.endswith("_bc_dagger"):  # then DAgger, the expert acting with a constant probability
+        assert cfg.agent.beta_schedule == "constant" and 0 < cfg.agent.beta0 < 1
+        assert cfg.agent.student_action == "argmax"
     else:
         assert cfg.pretrain is None
     if env.startswith("BabyAI"):
