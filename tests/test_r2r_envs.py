@@ -245,3 +245,19 @@ def test_prediction_headings_use_r2r_convention(graph_env):
     ep = [{"episode_id": env.episode_ids[0], "index": 0, "stopped": True, "points": np.array([env.vp[0].item()]),
            "headings": np.array([math.pi / 2])}]  # scene heading +y (north) is R2R heading 0
     assert predictions(env, ep)[0]["trajectory"][0][1] == pytest.approx(0.0)
+
+
+def test_train_aug_split_is_train_then_the_extra_scenes(dataset):
+    from vlarena.envs.r2r_data import R2RDataConfig, load_split
+
+    cfg = R2RDataConfig(**{**dataset, "aug_scenes": 1})
+    joint, train = load_split("train_aug", cfg), load_split("train", R2RDataConfig(**dataset))
+    n = len(train.episode_ids)
+    assert joint.episode_ids[:n] == train.episode_ids and joint.instructions[:n] == train.instructions
+    assert len(joint.episode_ids) == n + 3 * 30 and len(joint.scenes) == len(train.scenes) + 1
+    # the standard splits of the aug dataset are the default dataset's
+    assert load_split("val_unseen", cfg).instructions == load_split("val_unseen", R2RDataConfig(**dataset)).instructions
+    env = R2RGraphVectorEnv(num_envs=4, split="train_aug", dataset=cfg.__dict__)
+    assert run(env, "oracle")["success_rate"] == 1.0
+    with pytest.raises(ValueError, match="set env.kwargs.dataset.aug_scenes"):
+        load_split("train_aug", R2RDataConfig(**dataset))

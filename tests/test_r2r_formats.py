@@ -465,6 +465,22 @@ def test_splits_write_and_load(small_splits, tmp_path):
     assert len(ve.episodes) == 3 * len(small_splits.episodes["val_unseen"])
 
 
+def test_aug_split_adds_scenes_of_its_own_and_leaves_the_standard_splits(small_splits):
+    ds = make_r2r_splits(R2RSplitConfig(**SMALL, aug_scenes=2, aug_paths_per_scene=3), standin_instruct)
+    assert all(ds.episodes[s] == small_splits.episodes[s] for s in ("train", "val_seen", "val_unseen", "test"))
+    aug = ds.episodes["aug"]
+    assert len(aug) == 6 and len(ds.scene_seeds["aug"]) == 2
+    lo, hi = SCENE_SEED_RANGES["aug"]
+    assert all(lo <= s < hi for s in ds.scene_seeds["aug"])
+    others = {e.scan for s in ("train", "val_seen", "val_unseen", "test") for e in ds.episodes[s]}
+    assert len({e.scan for e in aug}) == 2 and not {e.scan for e in aug} & others
+    last = max(e.path_id for e in small_splits.episodes["test"])
+    assert [e.path_id for e in aug] == list(range(last + 1, last + 7))
+    assert "aug" not in small_splits.episodes
+    with pytest.raises(ValueError, match="aug_scenes must be a non-negative int"):
+        R2RSplitConfig(aug_scenes=-1)
+
+
 def test_splits_pass_start_heading_to_instruct():
     seen = []
 

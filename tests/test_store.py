@@ -36,5 +36,13 @@ def test_failed_generation_leaves_nothing(tmp_path, monkeypatch):
 def test_unknown_split_and_data_dir_env(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"unknown R2R split\(s\) \['val'\]; accepted: \['train', 'val_seen'"):
         store.load_r2r(TINY, tmp_path, splits=("val",))
+    with pytest.raises(ValueError, match=r"the aug split needs aug_scenes > 0"):
+        store.load_r2r(TINY, tmp_path, splits=("aug",))
     monkeypatch.setenv(store.DATA_DIR_ENV, str(tmp_path / "x"))
     assert store.data_dir() == tmp_path / "x"
+
+
+def test_default_dataset_keeps_its_cache_folder():
+    """Adding the aug fields did not move the default dataset's cache (users' generated data stays valid)."""
+    assert store.r2r_config_key(R2RSplitConfig()) == "seed0-061f38fb2b"
+    assert store.r2r_config_key(R2RSplitConfig(aug_scenes=5)) != store.r2r_config_key(R2RSplitConfig())

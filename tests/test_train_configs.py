@@ -61,6 +61,10 @@ def test_experiment_composes_to_the_documented_env_agent_and_policy(name):
     total = cfg.agent.total_steps + (cfg.pretrain.total_steps if cfg.pretrain else 0)  # both stages
     assert total >= (40_000 if name == "quickstart" else 100_000)  # real runs, not smoke tests
     assert cfg.num_envs >= 16
+    if name in ("r2r_bc_ppo", "r2r_bc_dagger"):  # train plus 1,080 more training scenes (README, R2R data)
+        assert cfg.train_split == "train_aug" and cfg.env_kwargs["dataset"]["aug_scenes"] == 1080
+    else:
+        assert cfg.train_split == "train"
     if name.endswith(("_bc_ppo", "_bc_dagger")):  # a BC stage first
         assert type(cfg.pretrain).__name__ == "BCConfig" and cfg.pretrain.total_steps >= 100_000
     if name.endswith("_bc_ppo"):  # then PPO with the KL penalty towards the BC policy

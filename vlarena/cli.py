@@ -50,14 +50,16 @@ def _data(argv: list[str]) -> int:
     parser.add_argument("--data-dir", default=None, help="cache root (default $VLARENA_DATA_DIR or ~/.cache/vlarena)")
     parser.add_argument("--no-vlnce", action="store_true", help="skip the VLN-CE episode and ground-truth files")
     parser.add_argument("--overwrite", action="store_true", help="regenerate even if the cache has this dataset")
+    parser.add_argument("--aug-scenes", type=int, default=0, help="extra training scenes (30 paths each) for the "
+                        "split train_aug, as env.kwargs.dataset.aug_scenes (default 0: none)")
     args = parser.parse_args(argv)
     from vlarena.datasets.r2r import read_r2r
-    from vlarena.datasets.r2r_splits import SPLITS, R2RSplitConfig
+    from vlarena.datasets.r2r_splits import R2RSplitConfig
     from vlarena.datasets.store import generate_r2r
 
-    folder = generate_r2r(R2RSplitConfig(seed=args.seed), args.data_dir, vlnce=not args.no_vlnce,
-                          overwrite=args.overwrite)
-    counts = {s: len(read_r2r(folder / f"R2R_{s}.json")) for s in SPLITS}
+    config = R2RSplitConfig(seed=args.seed, aug_scenes=args.aug_scenes)
+    folder = generate_r2r(config, args.data_dir, vlnce=not args.no_vlnce, overwrite=args.overwrite)
+    counts = {s: len(read_r2r(folder / f"R2R_{s}.json")) for s in config.split_names()}
     print(f"R2R splits (paths, 3 instructions each): {counts}")
     print(f"in {folder}")
     return 0

@@ -4,7 +4,11 @@ Scenes come from disjoint seed ranges per split group (`SCENE_SEED_RANGES`), dra
 order (`candidate_seeds`); a scene whose graph has fewer qualifying start/goal pairs than the paths
 asked of each scene is skipped, so every scene of a group holds the same number of paths. Train and val_seen
 share the "seen" scenes (val_seen has new start/goal pairs there, never a train pair in either
-direction); val_unseen and test have scenes of their own, so no scene is in two groups. Every
+direction); val_unseen and test have scenes of their own, so no scene is in two groups. With
+`aug_scenes > 0`, a fifth split `aug` holds the paths of that many extra training scenes (group "aug",
+seeds of their own): more training data written like every split, as R2R's augmented training sets
+(EnvDrop's, PREVALENT's) are; its path ids follow test's, so the four standard splits are the same
+with or without it. Every
 path is a shortest path of 4-7 viewpoints and 5-20 m (`r2r.sample_paths`); `path_id`s are unique
 over all splits, in split order. Instruction text comes from a pluggable function
 
@@ -16,7 +20,7 @@ from +x). Everything is deterministic given `R2RSplitConfig.seed` (and `instruct
 
 On disk (`write_r2r_dataset`, read back by `load_r2r_dataset`):
 
-    <folder>/R2R_<split>.json                        R2R episodes (`r2r`)
+    <folder>/R2R_<split>.json                        R2R episodes (`r2r`; R2R_aug.json when aug_scenes > 0)
     <folder>/connectivity/<scan>_connectivity.json   graphs (`connectivity`)
     <folder>/scenes/<scan>.json                      scenes (`scene`, version 1)
     <folder>/R2R_VLNCE/<split>/<split>.json.gz       VLN-CE episodes (`vlnce`), optional
@@ -42,12 +46,14 @@ from vlarena.datasets.vlnce import build_vocab, r2r_to_vlnce, write_vlnce
 from vlarena.datasets.vlnce_gt import vlnce_gt, write_vlnce_gt
 
 SPLITS = ("train", "val_seen", "val_unseen", "test")
+AUG = "aug"  # the extra training scenes' paths (R2R_aug.json), only when R2RSplitConfig.aug_scenes > 0
 SCENE_SEED_RANGES: dict[str, tuple[int, int]] = {  # [lo, hi) scene seeds per split group
     "seen": (0, 100_000),  # train and val_seen
     "val_unseen": (100_000, 200_000),
     "test": (200_000, 300_000),
+    AUG: (300_000, 400_000),
 }
-GROUP_OF = {"train": "seen", "val_seen": "seen", "val_unseen": "val_unseen", "test": "test"}
+GROUP_OF = {"train": "seen", "val_seen": "seen", "val_unseen": "val_unseen", "test": "test", AUG: AUG}
 
 Instruct = Callable[..., list[str]]
 
@@ -65,19 +71,28 @@ class R2RSplitConfig:
     max_edges: int = 6
     min_distance: float = 5.0
     max_distance: float = 20.0
+    aug_scenes: int = 0  # extra training scenes, whose paths (aug_paths_per_scene each) make the split `aug`
+    aug_paths_per_scene: int = 30
 
     def __post_init__(self) -> None:
-        if set(self.scenes) != set(SCENE_SEED_RANGES):
-            raise ValueError(f"scenes must give a count for each group {list(SCENE_SEED_RANGES)}, got {self.scenes}")
+        groups = [g for g in SCENE_SEED_RANGES if g != AUG]
+        if set(self.scenes) != set(groups):
+            raise ValueError(f"scenes must give a count for each group {groups}, got {self.scenes}")
         if set(self.paths_per_scene) != set(SPLITS):
             raise ValueError(f"paths_per_scene must give a count for each split {list(SPLITS)}, "
                              f"got {self.paths_per_scene}")
-        for name, counts in (("scenes", self.scenes), ("paths_per_scene", self.paths_per_scene)):
-            for k, v in counts.items():
-                if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                    raise ValueError(f"{name}[{k!r}] must be a non-negative int, got {v!r}")
+        counts = ({f"scenes[{k!r}]": v for k, v in self.scenes.items()}
+                  | {f"paths_per_scene[{k!r}]": v for k, v in self.paths_per_scene.items()}
+                  | {"aug_scenes": self.aug_scenes, "aug_paths_per_scene": self.aug_paths_per_scene})
+        for name, v in counts.items():
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"{name} must be a non-negative int, got {v!r}")
         if not isinstance(self.instructions_per_path, int) or self.instructions_per_path < 1:
             raise ValueError(f"instructions_per_path must be a positive int, got {self.instructions_per_path!r}")
+
+    def split_names(self) -> tuple[str, ...]:
+        """The splits this config generates: the four standard ones, then `aug` when aug_scenes > 0."""
+        return (*SPLITS, AUG) if self.aug_scenes else SPLITS
 
 
 @dataclass
@@ -112,13 +127,16 @@ def make_r2r_splits(config: R2RSplitConfig, instruct: Instruct) -> R2RDataset:
     scenes: dict[str, Scene] = {}
     graphs: dict[str, NavGraph] = {}
     seeds: dict[str, list[int]] = {}
-    sampled: dict[str, list] = {split: [] for split in SPLITS}
+    names = config.split_names()
+    num_scenes = {**config.scenes, AUG: config.aug_scenes}
+    num_paths = {**config.paths_per_scene, AUG: config.aug_paths_per_scene}
+    sampled: dict[str, list] = {split: [] for split in names}
     for gi, group in enumerate(SCENE_SEED_RANGES):
-        splits = [s for s in SPLITS if GROUP_OF[s] == group]
-        counts = [config.paths_per_scene[split] for split in splits]
+        splits = [s for s in names if GROUP_OF[s] == group]
+        counts = [num_paths[split] for split in splits]
         seeds[group] = []
         candidates = candidate_seeds(config.seed, group)
-        while len(seeds[group]) < config.scenes[group]:
+        while len(seeds[group]) < num_scenes[group]:
             s = next(candidates)
             scene = generate_scene(s)
             graph = build_nav_graph(scene)
@@ -134,9 +152,9 @@ def make_r2r_splits(config: R2RSplitConfig, instruct: Instruct) -> R2RDataset:
                 sampled[split] += [(graph.scan, p) for p in paths[start:start + c]]
                 start += c
     with_heading = _takes_start_heading(instruct)
-    episodes: dict[str, list[R2REpisode]] = {split: [] for split in SPLITS}
+    episodes: dict[str, list[R2REpisode]] = {split: [] for split in names}
     path_id = 0
-    for split in SPLITS:
+    for split in names:
         for scan, sp in sampled[split]:
             rng = np.random.default_rng([config.seed, 0x1A57, path_id])
             kwargs = {"start_heading": heading_to_scene(sp.heading)} if with_heading else {}
@@ -151,10 +169,12 @@ def make_r2r_splits(config: R2RSplitConfig, instruct: Instruct) -> R2RDataset:
 
 
 def write_r2r_dataset(ds: R2RDataset, folder: str | Path, vlnce: bool = True,
-                      splits: Sequence[str] = SPLITS) -> dict[str, Path]:
-    """Write the dataset (layout in the module docstring); returns the written files by name.
-    The VLN-CE vocabulary is built from the train instructions (others map unknown words to <unk>)."""
+                      splits: Sequence[str] | None = None) -> dict[str, Path]:
+    """Write the dataset (layout in the module docstring; `splits`: default all of `ds.episodes`); returns the
+    written files by name. The VLN-CE vocabulary is built from the train instructions (others map unknown words
+    to <unk>)."""
     folder = Path(folder)
+    splits = list(ds.episodes) if splits is None else splits
     out: dict[str, Path] = {}
     for scan, scene in ds.scenes.items():
         out[f"scene:{scan}"] = folder / "scenes" / f"{scan}.json"

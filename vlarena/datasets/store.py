@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from vlarena.datasets.instructions import generate_instructions
-from vlarena.datasets.r2r_splits import SPLITS, R2RDataset, R2RSplitConfig, load_r2r_dataset, make_r2r_splits
+from vlarena.datasets.r2r_splits import AUG, SPLITS, R2RDataset, R2RSplitConfig, load_r2r_dataset, make_r2r_splits
 from vlarena.datasets.r2r_splits import write_r2r_dataset as _write
 
 DATA_DIR_ENV = "VLARENA_DATA_DIR"
@@ -36,8 +36,17 @@ def data_dir(path: str | os.PathLike | None = None) -> Path:
     return Path.home() / ".cache" / "vlarena"
 
 
+def _config_dict(config: R2RSplitConfig) -> dict:
+    """The config as hashed and saved; without the aug fields when there are no aug scenes, so that the key (the
+    folder) of a config without them is the one it had before they existed."""
+    d = dataclasses.asdict(config)
+    if not config.aug_scenes:
+        del d["aug_scenes"], d["aug_paths_per_scene"]
+    return d
+
+
 def r2r_config_key(config: R2RSplitConfig) -> str:
-    blob = json.dumps(dataclasses.asdict(config), sort_keys=True)
+    blob = json.dumps(_config_dict(config), sort_keys=True)
     return f"seed{config.seed}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
 
@@ -56,7 +65,7 @@ def generate_r2r(config: R2RSplitConfig, root: str | os.PathLike | None = None, 
 
     def write(tmp: Path) -> None:
         _write(make_r2r_splits(config, generate_instructions), tmp, vlnce=vlnce)
-        (tmp / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1, sort_keys=True))
+        (tmp / "config.json").write_text(json.dumps(_config_dict(config), indent=1, sort_keys=True))
 
     return write_folder(folder, write)
 
@@ -82,9 +91,10 @@ def write_folder(folder: Path, write: Callable[[Path], None], copy_from: Path | 
 def load_r2r(config: R2RSplitConfig, root: str | os.PathLike | None = None,
              splits: tuple[str, ...] = SPLITS) -> R2RDataset:
     """The dataset of `config` from the cache, generated first if it is not there yet."""
-    unknown = [s for s in splits if s not in SPLITS]
+    unknown = [s for s in splits if s not in config.split_names()]
     if unknown:
-        raise ValueError(f"unknown R2R split(s) {unknown}; accepted: {list(SPLITS)}")
+        extra = "" if config.aug_scenes or unknown != [AUG] else " (the aug split needs aug_scenes > 0)"
+        raise ValueError(f"unknown R2R split(s) {unknown}; accepted: {list(config.split_names())}{extra}")
     folder = r2r_folder(config, root)
     if not (folder / "config.json").exists():
         generate_r2r(config, root, vlnce=False)

@@ -3,6 +3,10 @@
 An R2R path has three instructions; like VLN-CE (and the R2R evaluation's `instr_id`), each
 (path, instruction) pair is one episode, with id `f"{path_id}_{k}"`. Only the scenes that the
 split's episodes use are kept, in order of first use.
+
+The split `train_aug` is train followed by the paths of `aug_scenes` extra training scenes (the dataset's
+`aug` split; VLN-CE's counterpart is `joint_train_envdrop`, train plus EnvDrop's augmented paths). It needs
+`aug_scenes > 0`, which makes a dataset folder of its own whose four standard splits are the default ones.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from dataclasses import dataclass
 
 from vlarena.datasets.navgraph import NavGraph
 from vlarena.datasets.r2r import R2REpisode
-from vlarena.datasets.r2r_splits import SPLITS, R2RSplitConfig
+from vlarena.datasets.r2r_splits import AUG, SPLITS, R2RSplitConfig
 from vlarena.datasets.scene import Scene
 from vlarena.datasets.store import load_r2r
 
@@ -25,6 +29,7 @@ class R2RDataConfig:
     paths_per_scene: dict[str, int] | None = None  # per split: train, val_seen, val_unseen, test
     data_dir: str | None = None  # default $VLARENA_DATA_DIR or ~/.cache/vlarena
     max_episodes: int = 0  # 0: every episode of the split; else the first N (quick runs, tests)
+    aug_scenes: int = 0  # extra training scenes for the split train_aug (30 paths each, 3 instructions a path)
 
     def __post_init__(self) -> None:
         if isinstance(self.max_episodes, bool) or not isinstance(self.max_episodes, int) or self.max_episodes < 0:
@@ -33,7 +38,7 @@ class R2RDataConfig:
 
     def split_config(self) -> R2RSplitConfig:
         sizes = {k: dict(v) for k, v in (("scenes", self.scenes), ("paths_per_scene", self.paths_per_scene)) if v}
-        return R2RSplitConfig(seed=self.seed, **sizes)
+        return R2RSplitConfig(seed=self.seed, aug_scenes=self.aug_scenes, **sizes)
 
 
 @dataclass
@@ -53,12 +58,19 @@ class R2RSplit:
         return s, [self.graphs[s].index[vp] for vp in self.paths[self.path_of[e]].path]
 
 
+TRAIN_AUG = "train_aug"
+
+
 def load_split(split: str, config: R2RDataConfig) -> R2RSplit:
-    if split not in SPLITS:
-        raise ValueError(f"env.split must be one of {list(SPLITS)} for R2R, got {split!r}")
-    ds = load_r2r(config.split_config(), config.data_dir, splits=(split,))
+    if split not in (*SPLITS, TRAIN_AUG):
+        raise ValueError(f"env.split must be one of {[*SPLITS, TRAIN_AUG]} for R2R, got {split!r}")
+    if split == TRAIN_AUG and not config.aug_scenes:
+        raise ValueError(f"split {TRAIN_AUG!r} is train plus the paths of extra training scenes: set "
+                         f"env.kwargs.dataset.aug_scenes to how many (a positive int), got {config.aug_scenes!r}")
+    parts = ("train", AUG) if split == TRAIN_AUG else (split,)
+    ds = load_r2r(config.split_config(), config.data_dir, splits=parts)
     scans: dict[str, int] = {}
-    out = R2RSplit(split, [], [], ds.episodes[split], [], [], [], [])
+    out = R2RSplit(split, [], [], [e for part in parts for e in ds.episodes[part]], [], [], [], [])
     for p, rec in enumerate(out.paths):
         if rec.scan not in scans:
             scans[rec.scan] = len(out.scenes)
