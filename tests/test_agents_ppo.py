@@ -188,3 +188,37 @@ def test_auxiliary_loss_settings_are_checked(tmp_path):
         PPOConfig(aux="byol")
     with pytest.raises(ValueError, match="needs a trainable ViT"):
         PPOTrainer(tiny_policy(env, freeze_vision=True), env, PPOConfig(aux="mae", **QUIET), tmp_path)
+
+
+def _value_gradients(trainer: PPOTrainer) -> set[str]:
+    """Names of the parameters that the squared values of one fresh rollout send a gradient to."""
+    trainer.setup()
+    trainer.collect()
+    mb = next(iter(trainer.storage.minibatches(1, trainer.generator)))
+    trainer.policy.zero_grad(set_to_none=True)
+    trainer.policy.evaluate_actions(mb.obs, mb.actions, mb.state0, mb.masks)[2].pow(2).sum().backward()
+    return {n for n, p in trainer.policy.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+
+
+class _GradientProbe(PPOTrainer):
+    """Makes no update: each iteration records which parameters the value loss reaches inside train()."""
+
+    def iteration(self) -> dict[str, float]:
+        self.reached = _value_gradients(self)
+        return {}
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step")  # the probe makes no update
+def test_value_detach_keeps_the_value_loss_out_of_the_shared_layers(tmp_path):
+    """With value_detach the value's gradient reaches the value head alone; without it, the shared layers too;
+    after the run the policy is as it was."""
+    reached = {}
+    for detach in (False, True):
+        env = ScriptedEnv(lengths=[3, 4])
+        cfg = PPOConfig(total_steps=16, num_steps=8, num_minibatches=1, value_detach=detach, **QUIET)
+        trainer = _GradientProbe(tiny_policy(env), env, cfg, tmp_path / str(detach))
+        trainer.train()
+        reached[detach], reached[f"after {detach}"] = trainer.reached, _value_gradients(trainer)
+    assert reached[True] == {"value_head.v.weight", "value_head.v.bias"}
+    assert any(n.startswith("memory.") for n in reached[False]) and any(n.startswith("vision.") for n in reached[False])
+    assert reached["after True"] == reached["after False"] == reached[False]

@@ -69,6 +69,7 @@ def test_experiment_composes_to_the_documented_env_agent_and_policy(name):
         assert type(cfg.pretrain).__name__ == "BCConfig" and cfg.pretrain.total_steps >= 100_000
     if name.endswith("_bc_ppo"):  # then PPO with the KL penalty towards the BC policy
         assert cfg.agent.kl_coef > 0 and cfg.agent.reference == "pretrain"
+        assert cfg.agent.value_detach == (name == "r2r_bc_ppo")  # r2r_ce_bc_ppo has not been re-run with it
     elif name.endswith("_bc_dagger"):  # then DAgger, the expert acting with a constant probability
         assert cfg.agent.beta_schedule == "constant" and 0 < cfg.agent.beta0 < 1
         assert cfg.agent.student_action == "argmax"

@@ -29,6 +29,11 @@ untrained value head, so its first advantages are noise that pushes the policy o
 During the first `value_warmup` updates the loss is vf_coef * L_value and only the value head's
 parameters change (rollouts, rewards and logs as usual; train/value_warmup is 1).
 
+Critic on detached features (`value_detach`, off by default): the value loss trains the value head alone
+and leaves the shared encoder and memory to the policy's loss. Fine-tuning from imitation, the untrained
+critic's loss is the largest term by far, and through the shared layers it moves the policy away from its
+imitation start (r2r_bc_ppo's drift, README).
+
 Means are over valid steps only (autoreset steps are masked out). Reward: the env's (nav_env.py:
 decrease of geodesic distance + success bonus - slack penalty). Diagnostics logged per update:
 train/policy_loss, value_loss, entropy, approx_kl, clipfrac, explained_variance, grad_norm, and with
@@ -63,6 +68,7 @@ class PPOConfig(AgentConfig):
     kl_coef: float = 0.0  # > 0: KL penalty towards the reference policy
     reference: str | None = None  # a saved policy directory (save_pretrained); needed when kl_coef > 0
     value_warmup: int = 0  # first updates that train only the value head (see the module doc)
+    value_detach: bool = False  # the value loss does not reach the layers the policy shares (see the module doc)
     aux: str = "none"  # an auxiliary loss: none | cpca | mae (agents/aux_losses.py)
     aux_coef: float = 0.1
     aux_steps: int = 4  # CPC|A's k: frames predicted ahead
@@ -142,9 +148,10 @@ class PPOTrainer(Trainer):
         if not getattr(getattr(policy, "action_head", None), "has_likelihood", True):
             raise ValueError(f"PPO needs action log-probs; the policy's {type(policy.action_head).__name__} has none "
                              f"(a diffusion head trains by imitation: agent=bc or agent=dagger)")
-        if config.value_warmup and not isinstance(getattr(policy, "value_head", None), torch.nn.Module):
-            raise ValueError(f"agent.value_warmup needs a policy with a `value_head` module; "
-                             f"{type(policy).__name__} has none")
+        for name in ("value_warmup", "value_detach"):
+            if getattr(config, name) and not isinstance(getattr(policy, "value_head", None), torch.nn.Module):
+                raise ValueError(f"agent.{name} needs a policy with a `value_head` module; "
+                                 f"{type(policy).__name__} has none")
         if config.kl_coef > 0 and reference is None:
             if not config.reference:
                 raise ValueError("agent.kl_coef > 0 needs a reference policy: set agent.reference to a saved policy "
@@ -156,6 +163,16 @@ class PPOTrainer(Trainer):
         if reference is not None and config.kl_coef > 0:
             self.reference = reference.to(self.device).eval().requires_grad_(False)
         self.ref_state: torch.Tensor | None = None
+
+    def train(self) -> dict[str, float]:
+        if not self.config.value_detach:
+            return super().train()
+        # while this trainer runs, the value head's input arrives detached from the layers it shares
+        hook = self.policy.value_head.register_forward_pre_hook(lambda _, args: tuple(a.detach() for a in args))
+        try:
+            return super().train()
+        finally:
+            hook.remove()
 
     def auxiliary_parameters(self) -> list[torch.nn.Parameter]:
         return [] if self.aux is None else list(self.aux.to(self.device).parameters())
