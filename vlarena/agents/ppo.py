@@ -32,7 +32,7 @@ parameters change (rollouts, rewards and logs as usual; train/value_warmup is 1)
 Critic on detached features (`value_detach`, off by default): the value loss trains the value head alone
 and leaves the shared encoder and memory to the policy's loss. Fine-tuning from imitation, the untrained
 critic's loss is the largest term by far, and through the shared layers it moves the policy away from its
-imitation start (r2r_bc_ppo's drift, README).
+imitation start (r2r_bc_ppo's drift, docs/r2r_experiments.md).
 
 Means are over valid steps only (autoreset steps are masked out). Reward: the env's (nav_env.py:
 decrease of geodesic distance + success bonus - slack penalty). Diagnostics logged per update:
