@@ -21,13 +21,17 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 from collections import Counter
 
 import torch
 
+from vlarena.datasets.catalog import CATEGORY_NAMES
+from vlarena.datasets.instructions import OBJECT_WORDS
 from vlarena.datasets.jsonio import write_json
 from vlarena.datasets.path_facts import AROUND_DEG, STRAIGHT_DEG
 from vlarena.envs.r2r_graph import R2RGraphVectorEnv
+from vlarena.envs.r2r_graph_tables import objects_near
 from vlarena.policies import VLAPolicy
 
 MODES = ("policy", "other_panorama", "fix_same_class", "fix_turn_class")
@@ -47,7 +51,7 @@ def run(policy: VLAPolicy, env: R2RGraphVectorEnv, episodes: int, mode: str) -> 
     """`mode` "teacher" (teacher forcing) or one of MODES (free rollouts), on the split's first `episodes`
     episodes, each once, a batch of `env.num_envs` at a time (as `vlarena eval` assigns them)."""
     ids = env.episode_ids[:episodes]
-    steps, wrong, ambiguous, anatomy, successes = Counter(), Counter(), Counter(), Counter(), []
+    steps, wrong, ambiguous, anatomy, successes, near = Counter(), Counter(), Counter(), Counter(), [], {}
     for first in range(0, len(ids), env.num_envs):
         chunk = ids[first:first + env.num_envs]
         obs, info = env.reset(options={"episode_id": chunk + [chunk[-1]] * (env.num_envs - len(chunk))})
@@ -69,7 +73,7 @@ def run(policy: VLAPolicy, env: R2RGraphVectorEnv, episodes: int, mode: str) -> 
                         alike = [c for c in valid if turn_class(obs, i, c) == ec] if e > 0 else []
                         ambiguous[("ambiguous" if len(alike) > 1 else "unambiguous", e == p)] += 1
                         if len(alike) > 1:
-                            anatomy.update(ambiguity_anatomy(env, obs, i, e, alike))
+                            anatomy.update(ambiguity_anatomy(env, obs, i, e, alike, near))
                     elif e != p and ((mode == "fix_same_class" and ec == pc)
                                      or (mode == "fix_turn_class" and ec != pc and "stop" not in (ec, pc))):
                         act[i] = e
@@ -89,16 +93,35 @@ def run(policy: VLAPolicy, env: R2RGraphVectorEnv, episodes: int, mode: str) -> 
             "ambiguous_steps": {k: v / max(1, anatomy["steps"]) for k, v in anatomy.items() if k != "steps"}}
 
 
-def ambiguity_anatomy(env: R2RGraphVectorEnv, obs: dict, row: int, expert: int, alike: list[int]) -> Counter:
+def mentioned_categories(text: str) -> set[int]:
+    """Indices (catalog.CATEGORY_NAMES) of the object categories an instruction names, by any of their words."""
+    text = text.lower()
+    return {k for k, name in enumerate(CATEGORY_NAMES)
+            if any(re.search(rf"\b{re.escape(w)}s?\b", text) for w in OBJECT_WORDS[name])}
+
+
+def ambiguity_anatomy(env: R2RGraphVectorEnv, obs: dict, row: int, expert: int, alike: list[int],
+                      near: dict | None = None) -> Counter:
     """What could tell apart the candidates `alike` (1-based, the expert's turn class, several) at an ambiguous
     step: whether they all lie within 30 degrees of each other; whether the room type of the viewpoint they lead to
-    singles out the expert's (privileged: what perfect room recognition could use); whether geometric rules pick
-    the expert's (the longest edge; the smallest turn)."""
+    singles out the expert's (privileged: what perfect room recognition could use); whether an object the
+    instruction names lies within LANDMARK_RADIUS of the expert's viewpoint and of no other's (privileged: perfect
+    landmark recognition); whether geometric rules pick the expert's (the longest edge; the smallest turn).
+    `near` caches `objects_near` by scene index over the calls of one run."""
     feats = obs["candidates"][row]
     angle = {c: math.degrees(math.atan2(*feats[c - 1, :2].tolist())) for c in alike}
-    rooms = env.tables.room_type[env.scene_idx[row], env.candidate_viewpoints()[row]].tolist()
+    s = int(env.scene_idx[row])
+    vps = env.candidate_viewpoints()[row].tolist()
+    rooms = env.tables.room_type[s, vps].tolist()
+    near = {} if near is None else near
+    if s not in near:
+        near[s] = objects_near(env.data.scenes[s], env.data.graphs[s])
+    named = mentioned_categories(obs["instruction"][row])
+    landmarks = {c: {k for k in named if near[s][vps[c - 1], k]} for c in alike}
+    others = set().union(*(landmarks[c] for c in alike if c != expert))
     return Counter({"steps": 1, "within_30_degrees": max(angle.values()) - min(angle.values()) < 30.0,
                     "room_singles_out_expert": all(rooms[c - 1] != rooms[expert - 1] for c in alike if c != expert),
+                    "landmark_singles_out_expert": bool(landmarks[expert] - others),
                     "longest_edge_is_expert": max(alike, key=lambda c: float(feats[c - 1, 2])) == expert,
                     "smallest_turn_is_expert": min(alike, key=lambda c: abs(angle[c])) == expert})
 

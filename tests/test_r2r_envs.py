@@ -15,9 +15,11 @@ from gymnasium.utils.env_checker import check_env
 import vlarena.envs  # noqa: F401  (registers the envs)
 from vlarena.agents.evaluate import evaluate, predictions
 from vlarena.agents.fixed import FixedAgentConfig, make_fixed_agent
-from vlarena.datasets.catalog import ROOM_TYPES
+from vlarena.datasets.catalog import CATEGORY_NAMES, ROOM_TYPES
 from vlarena.datasets.connectivity import write_connectivity
 from vlarena.datasets.jsonio import write_json
+from vlarena.datasets.navigation import object_distance
+from vlarena.datasets.path_facts import LANDMARK_RADIUS
 from vlarena.datasets.predictions import score_prediction_file
 from vlarena.datasets.r2r import write_r2r
 from vlarena.envs.r2r_ce import R2RCEVectorEnv
@@ -125,6 +127,34 @@ def test_privileged_room_features_name_each_viewpoints_room(dataset):
                 assert torch.equal(obs["candidates"][b, c, 3:], want)
         obs, _, _, _, info = env.step(info["expert_action"])
     assert "room" not in R2RGraphVectorEnv(num_envs=1, split="val_unseen", dataset=dataset).single_observation_space
+
+
+def test_privileged_object_features_name_the_landmarks_near_each_viewpoint(dataset):
+    env = R2RGraphVectorEnv(num_envs=8, split="val_unseen", dataset=dataset, width=8, height=8, object_features=True)
+    k = len(CATEGORY_NAMES)
+    assert env.single_observation_space["objects"].shape == (k,)
+    assert env.single_observation_space["candidates"].shape == (env.config.max_candidates, 3 + k)
+
+    def near(s, vp):  # from the scene's objects: within LANDMARK_RADIUS of the viewpoint, in its room
+        graph, scene = env.data.graphs[s], env.data.scenes[s]
+        x, y = graph.positions[vp, :2]
+        out = torch.zeros(k)
+        for o in scene.objects:
+            if object_distance(o, x, y) <= LANDMARK_RADIUS and graph.room_ids[vp] in (o.room, -1):
+                out[CATEGORY_NAMES.index(o.category)] = 1.0
+        return out
+
+    obs, info = env.reset(seed=0)
+    assert obs["objects"].sum() > 0
+    for _ in range(3):
+        cand = env.candidate_viewpoints()
+        for b in range(8):
+            s = int(env.scene_idx[b])
+            assert torch.equal(obs["objects"][b], near(s, int(env.vp[b])))
+            for c in range(env.config.max_candidates):
+                want = near(s, int(cand[b, c])) if cand[b, c] >= 0 else torch.zeros(k)
+                assert torch.equal(obs["candidates"][b, c, 3:], want)
+        obs, _, _, _, info = env.step(info["expert_action"])
 
 
 def test_graph_expert_follows_next_hop_and_success_is_strict(graph_env):

@@ -15,6 +15,10 @@ Observation (Dict):
 - With `room_features=True` (privileged, for ablations: what perfect room recognition would give a policy),
   `room` (R + 1,) float32, the one-hot room type of the viewpoint (`catalog.ROOM_TYPES`, last: a door), and
   `candidates` gets the same one-hot of each candidate's viewpoint: (C, 3 + R + 1).
+- With `object_features=True` (privileged, for ablations: what perfect object recognition would give a policy),
+  `objects` (K,) float32, the object categories (`catalog.CATEGORY_NAMES`) within 1.5 m of the viewpoint in its
+  room (the landmarks an instruction may name there), and `candidates` gets the same of each candidate's
+  viewpoint after any room one-hot: (C, 3 [+ R + 1] + K).
 
 Action: Discrete(1 + C): 0 STOP, c >= 1 moves to candidate c - 1 and turns the agent to face
 the direction it moved (R2R's panoramic action). Choosing a padded (masked) candidate leaves the
@@ -43,7 +47,7 @@ from vlarena.datasets.navgraph_build import MAX_EDGE
 from vlarena.envs.episodic import EpisodicVectorEnv
 from vlarena.envs.nav_env import AUTORESET_MODES, INSTRUCTION_CHARSET, INSTRUCTION_MAX_LENGTH
 from vlarena.envs.r2r_data import R2RDataConfig, load_split
-from vlarena.envs.r2r_graph_tables import ROOM_CLASSES, GraphTables
+from vlarena.envs.r2r_graph_tables import OBJECT_CLASSES, ROOM_CLASSES, GraphTables
 from vlarena.envs.renderer import RenderConfig, Renderer
 from vlarena.envs.scene_tensors import SceneTensors
 
@@ -67,6 +71,7 @@ class R2RGraphConfig:
     autoreset_mode: str = "next_step"
     expert: bool = True
     room_features: bool = False  # privileged room-type inputs (module doc)
+    object_features: bool = False  # privileged nearby-object inputs (module doc)
 
     def __post_init__(self) -> None:
         if isinstance(self.dataset, dict):
@@ -114,19 +119,21 @@ class R2RGraphVectorEnv(EpisodicVectorEnv):
         self.device = torch.device(config.device)
         self.metadata = {**type(self).metadata, "autoreset_mode": AUTORESET_MODES[config.autoreset_mode]}
         self.data = load_split(config.split, config.dataset)
-        self.tables = GraphTables(self.data, config.max_candidates, self.device)
+        self.tables = GraphTables(self.data, config.max_candidates, self.device, config.object_features)
         self.scene_tensors = SceneTensors.from_scenes(self.data.scenes, device=self.device)
         self.renderer = Renderer(self.scene_tensors, config.render_config())
         k, h, w, c = config.views, config.height, config.width, config.max_candidates
         rooms = ROOM_CLASSES if config.room_features else 0
+        objects = OBJECT_CLASSES if config.object_features else 0
         self.single_observation_space = gym.spaces.Dict({
             "rgb": gym.spaces.Box(0, 255, (h, k * w, 3), np.uint8),
             "depth": gym.spaces.Box(0.0, config.max_depth, (h, k * w, 1), np.float32),
             "instruction": gym.spaces.Text(max_length=INSTRUCTION_MAX_LENGTH, min_length=1, charset=INSTRUCTION_CHARSET),
-            "candidates": gym.spaces.Box(-1.0, max(1.0, MAX_EDGE), (c, 3 + rooms), np.float32),
+            "candidates": gym.spaces.Box(-1.0, max(1.0, MAX_EDGE), (c, 3 + rooms + objects), np.float32),
             "candidate_mask": gym.spaces.Box(0, 1, (c,), np.int8),
             "last_move": gym.spaces.Box(-1.0, max(1.0, MAX_EDGE), (3,), np.float32),
             **({"room": gym.spaces.Box(0.0, 1.0, (rooms,), np.float32)} if rooms else {}),
+            **({"objects": gym.spaces.Box(0.0, 1.0, (objects,), np.float32)} if objects else {}),
         })
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.single_action_space = gym.spaces.Discrete(1 + c)
@@ -227,6 +234,8 @@ class R2RGraphVectorEnv(EpisodicVectorEnv):
         if self.config.room_features:
             rooms = t.room_type[s[:, None], nb.clamp(min=0)]
             feats = torch.cat([feats, F.one_hot(rooms, ROOM_CLASSES).to(feats.dtype)], dim=-1)
+        if self.config.object_features:
+            feats = torch.cat([feats, t.objects[s[:, None], nb.clamp(min=0)]], dim=-1)
         self._cand = nb
         self._cand_feats = torch.where((nb >= 0)[..., None], feats, torch.zeros_like(feats))
 
@@ -244,6 +253,8 @@ class R2RGraphVectorEnv(EpisodicVectorEnv):
                "candidate_mask": (self._cand >= 0).to(torch.int8), "last_move": self.last_move.clone()}
         if self.config.room_features:
             obs["room"] = F.one_hot(t.room_type[s, self.vp], ROOM_CLASSES).float()
+        if self.config.object_features:
+            obs["objects"] = t.objects[s, self.vp].clone()
         return obs
 
     def expert_action(self) -> torch.Tensor:

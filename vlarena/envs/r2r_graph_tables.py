@@ -5,13 +5,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vlarena.datasets.catalog import ROOM_TYPES
+from vlarena.datasets.catalog import CATEGORY_NAMES, ROOM_TYPES
 from vlarena.datasets.navgraph import NavGraph
+from vlarena.datasets.navigation import object_arrays, object_distance
+from vlarena.datasets.path_facts import LANDMARK_RADIUS
 from vlarena.datasets.r2r import shortest_paths
+from vlarena.datasets.scene import Scene
 from vlarena.envs.r2r_data import R2RSplit
 
 DOOR = len(ROOM_TYPES)  # the room-type index of a viewpoint in a doorway (ROOM_TYPES indices before it)
 ROOM_CLASSES = DOOR + 1
+OBJECT_CLASSES = len(CATEGORY_NAMES)
 
 
 def _shortest(graph: NavGraph) -> tuple[np.ndarray, np.ndarray]:
@@ -23,8 +27,22 @@ def _shortest(graph: NavGraph) -> tuple[np.ndarray, np.ndarray]:
     return dist, np.where(nxt < 0, np.arange(n)[:, None], nxt)
 
 
+def objects_near(scene: Scene, graph: NavGraph) -> np.ndarray:
+    """[N, OBJECT_CLASSES] 0/1: the object categories within LANDMARK_RADIUS of each viewpoint, in its room (any room
+    for a viewpoint in a doorway): the landmarks an instruction may name there."""
+    out = np.zeros((len(graph), OBJECT_CLASSES), dtype=np.float32)
+    if not scene.objects:
+        return out
+    d = object_distance(object_arrays(scene.objects), graph.positions[:, 0], graph.positions[:, 1])  # [K, N]
+    rooms = np.asarray(graph.room_ids)
+    for k, o in enumerate(scene.objects):
+        near = (d[k] <= LANDMARK_RADIUS) & ((rooms == o.room) | (rooms < 0))
+        out[near, CATEGORY_NAMES.index(o.category)] = 1.0
+    return out
+
+
 class GraphTables:
-    def __init__(self, data: R2RSplit, max_candidates: int, device: torch.device):
+    def __init__(self, data: R2RSplit, max_candidates: int, device: torch.device, object_features: bool = False):
         graphs = data.graphs
         s, n = len(graphs), max(len(g) for g in graphs)
         positions = np.zeros((s, n, 3), dtype=np.float32)
@@ -32,9 +50,12 @@ class GraphTables:
         distances = np.full((s, n, n), np.inf, dtype=np.float32)
         next_hop = np.zeros((s, n, n), dtype=np.int64)
         room_type = np.full((s, n), DOOR, dtype=np.int64)
+        objects = np.zeros((s, n, OBJECT_CLASSES if object_features else 0), dtype=np.float32)
         for k, g in enumerate(graphs):
             m = len(g)
             positions[k, :m] = g.positions
+            if object_features:
+                objects[k, :m] = objects_near(data.scenes[k], g)
             room_type[k, :m] = [ROOM_TYPES.index(data.scenes[k].rooms[r].type) if r >= 0 else DOOR for r in g.room_ids]
             for v, nb in enumerate(g.neighbours):
                 if len(nb) > max_candidates:
@@ -55,6 +76,7 @@ class GraphTables:
         self.distances = t(distances, torch.float32)
         self.next_hop = t(next_hop, torch.long)
         self.room_type = t(room_type, torch.long)
+        self.objects = t(objects, torch.float32)  # [S, N, OBJECT_CLASSES] (object_features) or [S, N, 0]
         self.ep_scene = t(scene, torch.long)
         self.ep_start = t(start, torch.long)
         self.ep_goal = t(goal, torch.long)
