@@ -134,6 +134,88 @@ def test_cached_outputs_equal_uncached_and_token_ids_share_the_cache():
     assert torch.equal(pi2, pi) and frozen.cache_info()["misses"] == 3 + 3  # strings and id tuples: own keys
 
 
+@pytest.mark.parametrize("freeze", [True, False])
+def test_a_batch_is_encoded_once_per_distinct_instruction(freeze):
+    enc = encoder(freeze=freeze)
+    enc.eval()
+    texts = [TEXTS[2], TEXTS[0], TEXTS[2], TEXTS[1], TEXTS[0]]
+    calls = []
+    enc.backbone.register_forward_hook(lambda m, args, kwargs, out: calls.append(kwargs["input_ids"].shape[0]),
+                                       with_kwargs=True)
+    instr = enc.encode(texts=texts)
+    assert calls == [3] and instr.tokens.shape[0] == instr.mask.shape[0] == instr.pooled.shape[0] == 3
+    assert instr.index.tolist() == [0, 1, 0, 2, 1]
+    tokens, mask, pooled = enc(texts=texts)  # one row per item: each as the instruction encoded alone
+    for row, text in enumerate(texts):
+        alone, m1, p1 = enc(texts=[text])
+        n = int(m1.sum())
+        assert int(mask[row].sum()) == n
+        torch.testing.assert_close(tokens[row, :n], alone[0, :n], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(pooled[row], p1[0], atol=1e-5, rtol=1e-5)
+    ids, ids_mask = enc.tokenize(texts, 40)  # token ids: the same distinct rows
+    by_ids = enc.encode(ids=ids, mask=ids_mask)
+    assert by_ids.index.tolist() == [0, 1, 0, 2, 1]
+    torch.testing.assert_close(by_ids.pooled, instr.pooled, atol=1e-5, rtol=1e-5)
+
+
+def test_attention_and_fusion_over_distinct_instructions_equal_the_gathered_rows():
+    from vlarena.policies.candidates import Attention
+    from vlarena.policies.config import FusionConfig
+    from vlarena.policies.fusion import Fusion
+
+    torch.manual_seed(0)
+    instr = encoder().encode(texts=[TEXTS[1], TEXTS[3], TEXTS[1], TEXTS[1]])
+    tokens, mask, pooled = instr.per_item()
+    att = Attention(8, 32, 16, 8)
+    query = torch.randn(4, 3, 8)
+    torch.testing.assert_close(att(query, instr.tokens, instr.mask, instr.index), att(query, tokens, mask))
+    fusion = Fusion(FusionConfig(dim=16, heads=2, out_dim=8, layers=2), 12, 32, 5)
+    vision = torch.randn(4, 5, 12)
+    torch.testing.assert_close(fusion(vision, instr.tokens, instr.mask, pooled, instr.index),
+                               fusion(vision, tokens, mask, pooled))
+
+
+def test_gru_context_runs_once_per_distinct_instruction_and_ignores_padding():
+    enc = encoder(context="gru")
+    texts = [TEXTS[2], TEXTS[0], TEXTS[2], TEXTS[1]]
+    plain, mask, _ = encoder()(texts=texts)
+    tokens, mask2, pooled = enc(texts=texts)
+    torch.testing.assert_close(tokens, plain)  # its output layer starts at zero: the tokens pass unchanged
+    torch.nn.init.normal_(enc.context.out.weight)
+    runs = []
+    enc.context.gru.register_forward_hook(lambda m, args, out: runs.append(args[0].batch_sizes[0].item()))
+    tokens, mask, pooled = enc(texts=texts)
+    assert runs == [3]  # three distinct instructions of four rows
+    assert not torch.allclose(tokens, plain) and torch.equal(tokens[0], tokens[2])
+    for row, text in enumerate(texts):  # alone (no padding) each instruction gets what it got in the batch
+        alone, m1, _ = enc(texts=[text])
+        n = int(m1.sum())
+        torch.testing.assert_close(alone[0, :n], tokens[row, :n], atol=1e-5, rtol=1e-5)
+        assert torch.all(tokens[row, n:] == 0)
+    pooled.pow(2).sum().backward()
+    assert enc.context.gru.weight_ih_l0.grad.abs().sum() > 0 and not enc.backbone.embeddings.word_embeddings.weight.requires_grad
+    tuned = encoder(context="gru", freeze=False)  # without the cache it reads every row
+    tuned.load_state_dict(enc.state_dict())
+    tuned.eval()
+    out, m, _ = tuned(texts=texts)
+    assert torch.equal(m, mask)
+    torch.testing.assert_close(out[m], tokens[mask], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match=r"language.context.*'none', 'gru'"):
+        LanguageConfig(context="lstm")
+
+
+def test_policy_saves_and_reloads_its_gru_context(tmp_path):
+    import gymnasium as gym
+
+    p = VLAPolicy(tiny_config(language={"context": "gru"}), obs_space(), gym.spaces.Discrete(3))
+    torch.nn.init.normal_(p.language.context.out.weight)
+    obs, state = make_obs(2), p.initial_state(2)
+    _, _, value = p.evaluate_actions(obs, torch.tensor([0, 1]), state, torch.ones(1, 2))
+    q = VLAPolicy.from_pretrained(p.save_pretrained(tmp_path / "ckpt"))
+    assert q.config.language.context == "gru"
+    torch.testing.assert_close(q.evaluate_actions(obs, torch.tensor([0, 1]), state, torch.ones(1, 2))[2], value)
+
+
 def test_frozen_backbone_gets_no_gradient_and_fine_tuning_does():
     frozen, tuned = encoder(), encoder(freeze=False)
     frozen.train()

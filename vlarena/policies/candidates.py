@@ -96,7 +96,8 @@ def candidate_inputs(obs: Mapping[str, Any], spec: CandidateSpec,
 
 class Attention(nn.Module):
     """Single-head scaled dot-product attention of queries (N, Q, dq) over keys/values (N, K, dk); rows whose
-    mask is all False get a zero context."""
+    mask is all False get a zero context. With `index` (N,), keys (M, K, dk) and mask (M, K) hold M distinct
+    rows (language.Instructions): they are projected once each, then gathered for the N queries."""
 
     def __init__(self, query_dim: int, key_dim: int, dim: int, out_dim: int):
         super().__init__()
@@ -105,8 +106,11 @@ class Attention(nn.Module):
         self.kv = nn.Linear(key_dim, 2 * dim)
         self.out = nn.Linear(dim, out_dim)
 
-    def forward(self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor | None = None,
+                index: torch.Tensor | None = None) -> torch.Tensor:
         k, v = self.kv(keys.to(query.dtype)).chunk(2, dim=-1)
+        if index is not None:
+            k, v, mask = k[index], v[index], None if mask is None else mask[index]
         scores = (self.q(query) @ k.transpose(1, 2)).float() / math.sqrt(self.dim)  # (N, Q, K)
         if mask is None:
             weights = torch.softmax(scores, dim=-1)
@@ -132,14 +136,16 @@ class CandidateEncoder(nn.Module):
 
     def forward(self, state: torch.Tensor, candidates: torch.Tensor, valid: torch.Tensor,
                 vision: torch.Tensor | None = None, instruction: torch.Tensor | None = None,
-                instruction_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                instruction_mask: torch.Tensor | None = None,
+                instruction_index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """state (N, D), candidates (N, C, F), valid bool (N, C), visual tokens (N, V, W), instruction tokens
-        (N, L, H) with their mask (N, L) -> (z (N, D), encodings (N, C, D))."""
+        (N, L, H) with their mask (N, L), or (M, L, H) of M distinct instructions and their `instruction_index`
+        (N,) -> (z (N, D), encodings (N, C, D))."""
         if candidates.shape[0] != state.shape[0]:
             raise ValueError(f"observation 'candidates' holds {candidates.shape[0]} rows but the observation "
                              f"{state.shape[0]} frames")
         if self.instruction is not None:
-            state = state + self.instruction(state[:, None], instruction, instruction_mask)[:, 0]
+            state = state + self.instruction(state[:, None], instruction, instruction_mask, instruction_index)[:, 0]
         enc = self.mlp(candidates.to(state.dtype))
         if self.vision is not None:
             enc = enc + self.vision(enc, vision)

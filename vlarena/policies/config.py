@@ -14,6 +14,7 @@ from typing import Any
 
 VISION_KINDS = ("vit",)
 LANGUAGE_BACKBONES = ("auto", "minilm", "bert_random", "path")
+LANGUAGE_CONTEXTS = ("none", "gru")
 FUSION_KINDS = ("cross_attention", "film")
 FUSION_POOLS = ("mean", "flatten")
 MEMORY_KINDS = ("gru", "none")
@@ -101,6 +102,8 @@ class LanguageConfig:
     "minilm", "bert_random" (small random BERT + in-process tokenizer) or "path" (any local HF
     model directory in `path`; setting `path` alone implies "path"). A saved policy records the
     resolved backbone, so a checkpoint always rebuilds the network it was trained with.
+    context: "none" or "gru" (a trainable bidirectional GRU over the backbone's tokens, added to them; the
+    R2R configs use it: language.TokenContext).
     """
 
     backbone: str = "auto"
@@ -109,6 +112,7 @@ class LanguageConfig:
     max_length: int = 128  # tokens kept per instruction (longer ones are truncated)
     cache_size: int = 4096  # LRU entries of the per-instruction embedding cache
     save_weights: bool | None = None  # None: save backbone weights unless frozen and loaded from a path
+    context: str = "none"  # "gru": a trainable bidirectional GRU over the backbone's tokens (added to them)
     # the random BERT fallback
     hidden: int = 128
     layers: int = 2
@@ -119,6 +123,7 @@ class LanguageConfig:
         if self.path is not None and self.backbone == "auto":
             self.backbone = "path"
         _choice("language", "backbone", self.backbone, LANGUAGE_BACKBONES)
+        _choice("language", "context", self.context, LANGUAGE_CONTEXTS)
         if self.backbone == "path" and not self.path:
             raise ValueError("language.path must name a local HF model directory when language.backbone is 'path'")
         for name in ("max_length", "cache_size", "hidden", "layers", "heads", "intermediate"):

@@ -32,11 +32,17 @@ class CrossAttentionBlock(nn.Module):
         self.fc1 = nn.Linear(dim, 2 * dim)
         self.fc2 = nn.Linear(2 * dim, dim)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor, mask: torch.Tensor,
+                index: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, N, d) attends to context (B, L, d) under mask (B, L); with `index` (B,), context and mask hold
+        distinct rows (M, L, ...), projected once each and gathered."""
         b, n, d = x.shape
         h = self.heads
         q = self.q(self.norm_q(x)).view(b, n, h, d // h).transpose(1, 2)
-        k, v = self.kv(self.norm_kv(context)).view(b, context.shape[1], 2, h, d // h).permute(2, 0, 3, 1, 4)
+        kv = self.kv(self.norm_kv(context))
+        if index is not None:
+            kv, mask = kv[index], mask[index]
+        k, v = kv.view(b, context.shape[1], 2, h, d // h).permute(2, 0, 3, 1, 4)
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])
         x = x + self.proj(a.transpose(1, 2).reshape(b, n, d))
         return x + self.fc2(F.gelu(self.fc1(self.norm_mlp(x))))
@@ -66,7 +72,9 @@ class Fusion(nn.Module):
         return self.config.out_dim
 
     def forward(self, vision_tokens: torch.Tensor, language_tokens: torch.Tensor, language_mask: torch.Tensor,
-                language_pooled: torch.Tensor) -> torch.Tensor:
+                language_pooled: torch.Tensor, language_index: torch.Tensor | None = None) -> torch.Tensor:
+        """vision tokens (B, N, Dv), language tokens (B, L, Dl) and mask (B, L), or those of M distinct instructions
+        (M, L, ...) with `language_index` (B,), and the pooled instruction (B, Dl) -> (B, out_dim)."""
         x = self.vision_proj(vision_tokens)
         pooled = self.language_proj(language_pooled)
         if self.config.kind == "cross_attention":
@@ -74,7 +82,7 @@ class Fusion(nn.Module):
             mask = language_mask.bool()
             mask = mask | ~mask.any(dim=1, keepdim=True)  # an empty instruction attends to zeros, not NaN
             for block in self.blocks:
-                x = block(x, ctx, mask)
+                x = block(x, ctx, mask, language_index)
         else:
             gamma, beta = self.film(pooled).chunk(2, dim=-1)
             x = x * (1 + gamma[:, None]) + beta[:, None]

@@ -56,9 +56,11 @@ class MapEncoder(nn.Module):
         nn.init.zeros_(self.film.bias)
 
     def forward(self, grid: torch.Tensor, instruction: torch.Tensor, tokens: torch.Tensor | None = None,
-                mask: torch.Tensor | None = None, progress: torch.Tensor | None = None) -> torch.Tensor:
+                mask: torch.Tensor | None = None, progress: torch.Tensor | None = None,
+                index: torch.Tensor | None = None) -> torch.Tensor:
         """grid (B, S, S, C), instruction (B, lang_dim) pooled -> (B, out_dim); with progress_dim also the
-        instruction tokens (B, L, lang_dim), their mask (B, L) and progress (B, progress_dim)."""
+        instruction tokens (B, L, lang_dim), their mask (B, L) and progress (B, progress_dim); tokens and mask may
+        hold M distinct instructions (M, L, ...) with `index` (B,) (candidates.Attention)."""
         if grid.dim() != 4 or tuple(grid.shape[1:]) != (self.size, self.size, self.channels):
             raise ValueError(f"the map observation must be (B, {self.size}, {self.size}, {self.channels}), got "
                              f"{tuple(grid.shape)}")
@@ -68,7 +70,7 @@ class MapEncoder(nn.Module):
                                  f"{self.progress_dim}); got tokens {None if tokens is None else tuple(tokens.shape)}, "
                                  f"progress {None if progress is None else tuple(progress.shape)}")
             query = torch.cat([instruction, progress.to(instruction.dtype)], dim=-1)[:, None]
-            instruction = instruction + self.attend(query, tokens, mask)[:, 0]
+            instruction = instruction + self.attend(query, tokens, mask, index)[:, 0]
         x = self.embed(grid.permute(0, 3, 1, 2).to(instruction.dtype))
         scale, shift = self.film(instruction).chunk(2, dim=-1)
         x = x * (1 + scale[..., None, None]) + shift[..., None, None]

@@ -79,7 +79,7 @@ from vlarena.policies.config import PolicyConfig
 from vlarena.policies.diffusion_head import DiffusionPolicyHead
 from vlarena.policies.fusion import Fusion
 from vlarena.policies.heads import ValueHead, build_action_head
-from vlarena.policies.language import LanguageEncoder, resolve_backbone
+from vlarena.policies.language import Instructions, LanguageEncoder, resolve_backbone
 from vlarena.policies.map_encoder import MapEncoder, check_map_space
 from vlarena.policies.memory import build_memory
 from vlarena.policies.observations import (
@@ -193,10 +193,14 @@ class VLAPolicy(nn.Module):
 
     def encode_instruction(self, obs: Obs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(tokens (B, L, hidden), mask bool (B, L), pooled (B, hidden)) of the instruction."""
+        return self._instructions(obs).per_item()
+
+    def _instructions(self, obs: Obs) -> Instructions:
+        """The observation's instructions, encoded once per distinct one (language.Instructions)."""
         if "instruction" in obs:
-            return self.language(texts=obs["instruction"])
-        return self.language(ids=self._to_device(obs["instruction_ids"]).long(),
-                             mask=self._to_device(obs["instruction_mask"]).bool())
+            return self.language.encode(texts=obs["instruction"])
+        return self.language.encode(ids=self._to_device(obs["instruction_ids"]).long(),
+                                    mask=self._to_device(obs["instruction_mask"]).bool())
 
     def encode_observation(self, obs: Obs) -> torch.Tensor:
         """Fused features (B, fusion.out_dim): vision + language + fusion, before memory and heads."""
@@ -206,12 +210,13 @@ class VLAPolicy(nn.Module):
         """(fused features, the encoders' tokens the candidate encoder may attend to)."""
         check_obs(obs, self.config.vision.use_depth)
         vis = self.encode_vision(obs)
-        tokens, mask, pooled = self.encode_instruction(obs)
-        if tokens.shape[0] != vis.shape[0]:
-            raise ValueError(f"the observation holds {vis.shape[0]} frames but {tokens.shape[0]} instructions")
-        tokens = tokens.to(vis.dtype)
-        context = {"vision": vis, "instruction": tokens, "instruction_mask": mask}
-        fused = self.fusion(vis, tokens, mask, pooled.to(vis.dtype))
+        instr = self._instructions(obs)
+        if instr.index.shape[0] != vis.shape[0]:
+            raise ValueError(f"the observation holds {vis.shape[0]} frames but {instr.index.shape[0]} instructions")
+        tokens, mask, index = instr.tokens.to(vis.dtype), instr.mask, instr.index
+        pooled = instr.pooled.to(vis.dtype)[index]
+        context = {"vision": vis, "instruction": tokens, "instruction_mask": mask, "instruction_index": index}
+        fused = self.fusion(vis, tokens, mask, pooled, index)
         if self.state_proj is not None:
             state = state_input(obs, self.config.state_keys, self.state_size)
             fused = fused + self.state_proj(self._to_device(state).to(fused.dtype))
@@ -223,7 +228,8 @@ class VLAPolicy(nn.Module):
             if self.config.progress_key is not None:
                 progress = self._to_device(state_input(obs, [self.config.progress_key], self.map_encoder.progress_dim,
                                                        "policy.progress_key"))
-            fused = fused + self.map_encoder(self._to_device(grid), pooled.to(fused.dtype), tokens, mask, progress)
+            fused = fused + self.map_encoder(self._to_device(grid), pooled.to(fused.dtype), tokens, mask, progress,
+                                             index)
         return fused, context
 
     # ---- the policy contract ---------------------------------------------------------------------
@@ -235,7 +241,8 @@ class VLAPolicy(nn.Module):
         """(action-head features, value features, action mask or None) of the memory output (N, D)."""
         if cands is None:
             if self.readout is not None:
-                out = out + self.readout(out[:, None], context["instruction"], context["instruction_mask"])[:, 0]
+                out = out + self.readout(out[:, None], context["instruction"], context["instruction_mask"],
+                                         context.get("instruction_index"))[:, 0]
             return out, out, None
         z, enc = self.candidates(out, *cands, **context)
         valid = cands[1]

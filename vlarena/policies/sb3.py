@@ -87,8 +87,9 @@ class VLAFeaturesExtractor(BaseFeaturesExtractor):
         else:
             vis = self.vision.forward_pixels(x)
         ids = obs["instruction_ids"].round().long()
-        tokens, mask, pooled = self.language(ids=ids, mask=obs["instruction_mask"] > 0.5)
-        return self.fusion(vis, tokens.to(vis.dtype), mask, pooled.to(vis.dtype))
+        instr = self.language.encode(ids=ids, mask=obs["instruction_mask"] > 0.5)
+        return self.fusion(vis, instr.tokens.to(vis.dtype), instr.mask, instr.pooled.to(vis.dtype)[instr.index],
+                           instr.index)
 
 
 class VlarenaVecEnv(VecEnv):
