@@ -204,6 +204,30 @@ def test_gru_context_runs_once_per_distinct_instruction_and_ignores_padding():
         LanguageConfig(context="lstm")
 
 
+def test_gru_context_output_is_kept_without_gradients_until_the_weights_change():
+    enc = encoder(context="gru")
+    torch.nn.init.normal_(enc.context.out.weight)
+    runs = []
+    enc.context.gru.register_forward_hook(lambda m, args, out: runs.append(args[0].batch_sizes[0].item()))
+    with torch.no_grad():
+        first, mask, _ = enc(texts=[TEXTS[0], TEXTS[1]])
+        again, mask2, _ = enc(texts=[TEXTS[1], TEXTS[2], TEXTS[0]])  # a rollout step: one new instruction
+    assert runs == [2, 1] and again.shape[:2] == mask2.shape and torch.all(again[~mask2] == 0)
+    for now, before in ((2, 0), (0, 1)):
+        n = int(mask[before].sum())
+        torch.testing.assert_close(again[now, :n], first[before, :n])
+    enc(texts=[TEXTS[0]])[2].sum().backward()  # with gradients the GRU always runs
+    assert runs == [2, 1, 1]
+    torch.optim.SGD(enc.parameters(), lr=1.0).step()  # new weights: nothing kept is reused
+    with torch.no_grad():
+        after, _, _ = enc(texts=[TEXTS[0], TEXTS[1]])
+    assert runs == [2, 1, 1, 2] and not torch.allclose(after, first)
+    enc.context.load_state_dict({k: v.clone() for k, v in enc.context.state_dict().items()})
+    with torch.no_grad():
+        enc(texts=[TEXTS[0]])
+    assert runs[-1] == 1  # a load writes the weights in place: recomputed
+
+
 def test_policy_saves_and_reloads_its_gru_context(tmp_path):
     import gymnasium as gym
 

@@ -16,7 +16,8 @@ gradients flow into the backbone. The cache is cleared when weights are loaded o
 `context="gru"` adds a trainable bidirectional GRU over the backbone's tokens (TokenContext), run once per
 distinct instruction of a batch: frozen MiniLM tokens carry little of the word order a follower needs to
 track its progress through a long instruction (R2R: val_unseen SR 0.464 -> 0.502 and 0.493 over two seeds,
-docs/r2r_experiments.md).
+docs/r2r_experiments.md). Without gradients (rollouts, evaluation) its output for an instruction is kept until the
+weights change.
 
 `encode` returns `Instructions`: each distinct instruction of a batch once, with the batch's index into them, so
 the layers that project instruction tokens (fusion, the attention of the state over the words) do it once per
@@ -190,17 +191,46 @@ class TokenContext(nn.Module):
     """A trainable bidirectional GRU over a backbone's token outputs, added to them (`language.context="gru"`):
     the word order and position within the instruction that a follower tracks its progress by, learned on top
     of frozen embeddings (EnvDrop's instruction encoder). Its output layer starts at zero: at initialisation
-    the tokens pass through unchanged."""
+    the tokens pass through unchanged.
 
-    def __init__(self, dim: int):
+    Without gradients (rollouts, evaluation) and given the instructions' keys, each instruction's output is kept
+    (LRU of `cache_size`) until the weights change (an optimizer step, a load, a move: any parameter's version
+    or storage), so a rollout runs the GRU once per instruction rather than once per step."""
+
+    def __init__(self, dim: int, cache_size: int = 4096):
         super().__init__()
         self.gru = nn.GRU(dim, dim // 2, batch_first=True, bidirectional=True)
         self.out = nn.Linear(2 * (dim // 2), dim)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        self.cache_size = cache_size
+        self._cache: OrderedDict[Hashable, torch.Tensor] = OrderedDict()
+        self._stamp: tuple | None = None
 
-    def forward(self, tokens: torch.Tensor, mask: torch.Tensor, lengths: list[int] | None = None) -> torch.Tensor:
-        """tokens (B, L, H), mask (B, L) and, when the host knows them, the valid lengths (no device sync)."""
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor, lengths: list[int] | None = None,
+                keys: Sequence[Hashable] | None = None) -> torch.Tensor:
+        """tokens (B, L, H), mask (B, L), when the host knows them the valid lengths (no device sync), and the
+        rows' instruction keys (distinct), which allow the cache."""
+        if keys is None or lengths is None or torch.is_grad_enabled():
+            return self._run(tokens, mask, lengths)
+        stamp = (tokens.dtype, torch.is_autocast_enabled(tokens.device.type),
+                 *((p.data_ptr(), p._version) for p in self.parameters()))
+        if stamp != self._stamp:
+            self._cache.clear()
+            self._stamp = stamp
+        missing = [u for u, key in enumerate(keys) if key not in self._cache]
+        if missing:
+            fresh = self._run(tokens[missing], mask[missing], [lengths[u] for u in missing])
+            for i, u in enumerate(missing):
+                self._cache[keys[u]] = fresh[i, :lengths[u]]
+        for key in keys:
+            self._cache.move_to_end(key)
+        out = nn.utils.rnn.pad_sequence([self._cache[key] for key in keys], batch_first=True)  # zero padded, as tokens
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return nn.functional.pad(out, (0, 0, 0, tokens.shape[1] - out.shape[1]))
+
+    def _run(self, tokens: torch.Tensor, mask: torch.Tensor, lengths: list[int] | None) -> torch.Tensor:
         lengths = mask.sum(dim=1).cpu() if lengths is None else torch.tensor(lengths)
         lengths = lengths.clamp(min=1)
         packed = nn.utils.rnn.pack_padded_sequence(tokens, lengths, batch_first=True, enforce_sorted=False)
@@ -218,14 +248,14 @@ class LanguageEncoder(nn.Module):
         self.backbone_name = self.tokenizer.backbone
         self.backbone = self._build_backbone()
         self.frozen = config.freeze
-        self.context = TokenContext(self.out_dim) if config.context == "gru" else None
+        self.context = TokenContext(self.out_dim, config.cache_size) if config.context == "gru" else None
         if self.frozen:
             self.backbone.requires_grad_(False)
             self.backbone.eval()
         self.cache = TokenTable(config.cache_size)
         self.hits = 0
         self.misses = 0
-        self._last: tuple[Any, tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]] | None = None
+        self._last: tuple[Any, tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int], list[Hashable]]] | None = None
         self.register_load_state_dict_post_hook(lambda module, incompatible: module.clear_cache())
 
     def _build_backbone(self) -> nn.Module:
@@ -295,7 +325,7 @@ class LanguageEncoder(nn.Module):
         else:
             mask = mask.bool()
         if self.frozen:
-            tokens, mask, index, lengths = self._cached(texts, ids, mask)
+            tokens, mask, index, lengths, keys = self._cached(texts, ids, mask)
         else:
             first, order = self._distinct(self._keys(texts, ids, mask))
             rows = list(first.values())
@@ -306,9 +336,9 @@ class LanguageEncoder(nn.Module):
             tokens = self._run(ids, mask.bool())
             mask = mask.bool().to(tokens.device)
             index = torch.tensor(order, device=tokens.device)
-            lengths = None
+            lengths, keys = None, None
         if self.context is not None:
-            tokens = self.context(tokens, mask, lengths)
+            tokens = self.context(tokens, mask, lengths, keys)
         m = mask.unsqueeze(-1).to(tokens.dtype)
         pooled = (tokens * m).sum(1) / m.sum(1).clamp(min=1.0)
         return Instructions(tokens, mask, pooled, index)
@@ -331,9 +361,9 @@ class LanguageEncoder(nn.Module):
 
     @torch.no_grad()
     def _cached(self, texts: tuple[str, ...] | None, ids: torch.Tensor | None, mask: torch.Tensor | None
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
-        """(tokens (U, L, H), mask (U, L), index (B,), valid lengths (U,)) of the batch's U distinct instructions,
-        each encoded by the backbone once, when it is not in the cache yet."""
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int], list[Hashable]]:
+        """(tokens (U, L, H), mask (U, L), index (B,), valid lengths (U,), keys (U,)) of the batch's U distinct
+        instructions, each encoded by the backbone once, when it is not in the cache yet."""
         last = self._last
         if texts is not None and last is not None and isinstance(last[0], tuple) and last[0] == texts:
             self.hits += len(texts)
@@ -370,6 +400,6 @@ class LanguageEncoder(nn.Module):
         lengths = [self.cache.lengths[r] for r in unique]
         self.cache.trim()
         key0 = texts if texts is not None else ids.masked_fill(~mask, -1).clone()
-        self._last = (key0, (tokens, out_mask, index, lengths))
-        return tokens, out_mask, index, lengths
+        self._last = (key0, (tokens, out_mask, index, lengths, list(first)))
+        return self._last[1]
 
