@@ -151,14 +151,14 @@ class TokenTable:
         while len(self.rows) > self.size:
             self.free.append(self.rows.popitem(last=False)[1])
 
-    def gather(self, rows: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(tokens (B, W, H), mask bool (B, W)) of `rows`, W the longest of them."""
+    def gather(self, rows: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """(tokens (B, W, H), mask bool (B, W), valid lengths (B,)) of `rows`, W the longest of them."""
         lengths = [self.lengths[r] for r in rows]
         width = max(lengths)
         index = torch.tensor([list(rows), lengths], device=self.tokens.device)
         tokens = self.tokens[:, :width].index_select(0, index[0])
         mask = torch.arange(width, device=tokens.device)[None] < index[1][:, None]
-        return tokens, mask
+        return tokens, mask, lengths
 
     def _grow(self, capacity: int, width: int, like: torch.Tensor) -> None:
         old = self.tokens
@@ -395,9 +395,8 @@ class LanguageEncoder(nn.Module):
             self.misses += len(missing)
         self.hits += len(keys) - len(missing)
         unique = [rows[k] for k in first]
-        tokens, out_mask = self.cache.gather(unique)
+        tokens, out_mask, lengths = self.cache.gather(unique)
         index = torch.tensor(order, device=tokens.device)
-        lengths = [self.cache.lengths[r] for r in unique]
         self.cache.trim()
         key0 = texts if texts is not None else ids.masked_fill(~mask, -1).clone()
         self._last = (key0, (tokens, out_mask, index, lengths, list(first)))
