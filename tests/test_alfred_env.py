@@ -71,6 +71,8 @@ def test_failed_actions_change_nothing_count_and_end_the_episode(env):
         assert info["expert_valid"].all()  # a failed action changes nothing: the plan still holds
     assert truncated.all() and not terminated.any() and not info["success"].any()
     assert (obs["progress"][:, 0] == 1).all()  # failed interactions are not progress
+    assert obs["last_action"].argmax(1).tolist() == [slice_] * 2 and obs["last_action"].sum().item() == 2
+    assert obs["last_action_failed"].tolist() == [[1.0], [1.0]]
     for k, v in before.items():
         assert torch.equal(getattr(env.world, k), v), k
     with pytest.raises(ValueError, match=r"action 13 of env 0 is outside the action space"):
@@ -84,12 +86,17 @@ def test_pose_is_relative_to_the_start(env):
     horizon = torch.tensor([HORIZONS[h] / 60 for h in start[:, 3].tolist()])
     torch.testing.assert_close(obs["pose"], torch.stack([torch.zeros(2), torch.zeros(2), torch.zeros(2),
                                                          torch.ones(2), horizon], 1))
+    assert obs["last_action"].shape == (2, len(ACTIONS)) and not obs["last_action"].any()  # nothing done yet
+    assert obs["last_action_failed"].shape == (2, 1) and not obs["last_action_failed"].any()
     moved = torch.zeros(2)
     for a in ("MoveAhead", "RotateLeft", "MoveAhead", "MoveAhead", "LookUp"):
         before = env.pose.clone()
         obs, _, _, _, info = env.step(torch.full((2,), ACTIONS.index(a)))
         if a == "MoveAhead":
-            moved += (env.pose[:, :2] != before[:, :2]).any(1).float()
+            went = (env.pose[:, :2] != before[:, :2]).any(1)
+            moved += went.float()
+            assert obs["last_action_failed"][:, 0].tolist() == (~went).float().tolist()  # a blocked MoveAhead failed
+        assert (obs["last_action"][:, ACTIONS.index(a)] == 1).all() and (obs["last_action"].sum(1) == 1).all()
     assert moved.sum() >= 2  # some MoveAheads went through
     ahead, left = obs["pose"][:, 0], obs["pose"][:, 1]
     assert obs["pose"].shape == (2, 5) and obs["pose"].dtype == torch.float32

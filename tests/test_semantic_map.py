@@ -82,11 +82,11 @@ def test_semantic_map_size_must_be_odd():
         AlfredEnvConfig(semantic_map=8)
 
 
-@pytest.mark.parametrize("progress_key", [None, "progress"])
-def test_the_policy_reads_the_map(env, progress_key):
+@pytest.mark.parametrize("progress_key,map_plan", [(None, 0), ("progress", 0), ("progress", 6)])
+def test_the_policy_reads_the_map(env, progress_key, map_plan):
     torch.manual_seed(0)
     config = tiny_config(vision={"image_size": 64, "patch_size": 16}, map_key="semantic_map",
-                         progress_key=progress_key)
+                         progress_key=progress_key, map_plan=map_plan)
     policy = VLAPolicy(config, env.single_observation_space, env.single_action_space)
     keys = ("rgb", "depth", "semantic_map", *([progress_key] if progress_key else []))
     assert set(keys[2:]) <= set(policy.obs_keys)
@@ -132,5 +132,9 @@ def test_bad_map_and_progress_keys_are_refused(env):
         VLAPolicy(tiny_config(map_key="pose"), space, actions)
     with pytest.raises(ValueError, match="policy.progress_key \\('progress'\\) .* needs policy.map_key"):
         tiny_config(progress_key="progress")
+    with pytest.raises(ValueError, match="policy.map_plan \\(8\\) plans on a map: it needs policy.map_key"):
+        tiny_config(map_plan=8)
+    with pytest.raises(ValueError, match="policy.map_plan must be an int >= 0"):
+        tiny_config(map_key="semantic_map", map_plan=-1)
     with pytest.raises(ValueError, match="policy.progress_key names 'semantic_map', which must be a 1-D float Box"):
         VLAPolicy(tiny_config(map_key="semantic_map", progress_key="semantic_map"), space, actions)

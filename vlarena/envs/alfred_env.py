@@ -19,7 +19,9 @@ metadata gives it and map-building ALFRED agents (FILM) use it; a policy reads i
 `progress` (16,) float32: one-hot of how many of the agent's interactions have worked this episode (15 and
 more share the last slot): what an agent can count from AI2-THOR's `lastActionSuccess`, as FILM's and
 MOCA's agents do to know which subgoal they are at; `policy.progress_key` lets it choose the instruction
-words the map is read with.
+words the map is read with. `last_action` (13,) float32: one-hot of the action taken before this frame, and
+`last_action_failed` (1,) float32: 1 when it failed (AI2-THOR's `lastAction` and `lastActionSuccess`; ALFRED's
+seq2seq agents feed the previous action back); zeros at an episode's first frame.
 Reward (documented, for PPO): `goal_reward` per goal condition newly met (minus per one undone),
 `success_reward` on a STOP with all conditions met, minus `step_penalty` a step and
 `failure_penalty` a failed action.
@@ -143,6 +145,8 @@ class AlfredVectorEnv(EpisodicVectorEnv):
             "instruction": gym.spaces.Text(INSTRUCTION_MAX_LENGTH, min_length=1, charset=INSTRUCTION_CHARSET),
             "pose": gym.spaces.Box(-100.0, 100.0, (5,), np.float32),
             "progress": gym.spaces.Box(0.0, 1.0, (PROGRESS_SLOTS,), np.float32),
+            "last_action": gym.spaces.Box(0.0, 1.0, (len(ACTIONS),), np.float32),
+            "last_action_failed": gym.spaces.Box(0.0, 1.0, (1,), np.float32),
             **({"semantic_map": gym.spaces.Box(0, 1, (config.semantic_map, config.semantic_map, MAP_CHANNELS),
                                                np.uint8)} if config.semantic_map else {}),
             **({"segmentation": gym.spaces.Box(0, 32767, (config.height, config.width, 2), np.int16)}
@@ -165,6 +169,8 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         self.plan_step = torch.zeros(b, dtype=torch.long, device=dev)  # the plan's interactions done, in order
         self.on_plan = torch.ones(b, dtype=torch.bool, device=dev)  # no other interaction changed the world
         self.satisfied = torch.zeros(b, dtype=torch.long, device=dev)
+        self.last_action = torch.full((b,), -1, dtype=torch.long, device=dev)  # -1: none yet this episode
+        self.last_failed = torch.zeros(b, dtype=torch.bool, device=dev)
         self._pending_reset = torch.zeros(b, dtype=torch.bool, device=dev)
         self.world: HouseholdWorld | None = None
         self.semantic_map = SemanticMap(b, 1, 1, self.camera, dev) if config.semantic_map else None
@@ -229,6 +235,8 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         self.steps, self.failures, self.plan_step, self.interactions = (
             torch.where(rows, zero, x) for x in (self.steps, self.failures, self.plan_step, self.interactions))
         self.on_plan = self.on_plan | rows
+        self.last_action = torch.where(rows, -1, self.last_action)
+        self.last_failed = self.last_failed & ~rows
         self.satisfied = torch.where(rows, goal_conditions(self.world, self.goals)[0], self.satisfied)
         self._instructions = tuple(self._instruction(e) for e in eps)
 
@@ -265,6 +273,8 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         self.steps += active.long()
         self.failures += failed.long()
         self.interactions += (inter & active & ok).long()
+        self.last_action = torch.where(active, a.long(), self.last_action)
+        self.last_failed = torch.where(active, failed, self.last_failed)
         satisfied, total = goal_conditions(self.world, self.goals)
         stop = active & (a == 0)
         success_now = satisfied == total
@@ -313,7 +323,9 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         view = {key: value[idx, rows] for key, value in frame.items()}
         progress = torch.nn.functional.one_hot(self.interactions.clamp(max=PROGRESS_SLOTS - 1), PROGRESS_SLOTS)
         obs = {"rgb": view["rgb"], "depth": view["depth"], "instruction": self._instructions,
-               "pose": self._relative_pose(), "progress": progress.float()}
+               "pose": self._relative_pose(), "progress": progress.float(),
+               "last_action": torch.nn.functional.one_hot(self.last_action + 1, len(ACTIONS) + 1)[:, 1:].float(),
+               "last_action_failed": self.last_failed[:, None].float()}
         if self.config.segmentation:
             obs["segmentation"] = self._segmentation(view["instance"])
         if self.semantic_map is not None:

@@ -225,9 +225,17 @@ class PolicyConfig:
     # `progress`); the map encoder's FiLM then reads the instruction words attended from it, not the pooled
     # instruction alone (which step's objects to look for). None: the pooled instruction
     progress_key: str | None = None
+    # with map_key: value-iteration steps of a planner on the map (map_planner.MapPlanner: the way to the cells of
+    # the object type the instruction names); 0: no planner
+    map_plan: int = 0
 
     def __post_init__(self) -> None:
         _choice("policy", "action_head", self.action_head, ACTION_HEADS)
+        if isinstance(self.map_plan, bool) or not isinstance(self.map_plan, int) or self.map_plan < 0:
+            raise ValueError(f"policy.map_plan must be an int >= 0 (value-iteration steps; 0: no planner), "
+                             f"got {self.map_plan!r}")
+        if self.map_plan and self.map_key is None:
+            raise ValueError(f"policy.map_plan ({self.map_plan}) plans on a map: it needs policy.map_key")
         for name in ("map_key", "progress_key"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise ValueError(f"policy.{name} must be an observation key name or null, got {getattr(self, name)!r}")

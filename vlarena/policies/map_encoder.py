@@ -10,7 +10,8 @@ instruction scales and shifts those cell features (FiLM: which object types matt
 progress vector (B, progress_dim) (ALFRED-v0's `progress`: which step of the instruction the agent is at),
 so it can look for this step's object rather than all the task's. Two stride-2 3x3 convolutions and a
 linear layer reduce the map to one vector, which the policy adds to its fused features before the memory,
-as it does with its state inputs.
+as it does with its state inputs. With `plan_iterations` > 0 a value-iteration planner (map_planner.MapPlanner)
+reads the same map with the same instruction query and adds what it finds around the agent.
 
     enc = MapEncoder(51, 31, 128, 256, progress_dim=16)
     features = enc(grid, pooled, tokens=tokens, mask=mask, progress=obs["progress"])
@@ -24,6 +25,7 @@ import torch
 from torch import nn
 
 from vlarena.policies.candidates import Attention
+from vlarena.policies.map_planner import MapPlanner
 
 WIDTH = 32
 
@@ -41,7 +43,8 @@ def check_map_space(space: gym.Space, key: str) -> tuple[int, int]:
 
 
 class MapEncoder(nn.Module):
-    def __init__(self, channels: int, size: int, lang_dim: int, out_dim: int, progress_dim: int = 0):
+    def __init__(self, channels: int, size: int, lang_dim: int, out_dim: int, progress_dim: int = 0,
+                 plan_iterations: int = 0):
         super().__init__()
         self.size, self.channels, self.progress_dim = size, channels, progress_dim
         self.attend = Attention(lang_dim + progress_dim, lang_dim, lang_dim, lang_dim) if progress_dim else None
@@ -54,6 +57,7 @@ class MapEncoder(nn.Module):
         self.out = nn.Linear(2 * WIDTH * reduced * reduced, out_dim)
         nn.init.zeros_(self.film.weight)
         nn.init.zeros_(self.film.bias)
+        self.planner = MapPlanner(channels, lang_dim, out_dim, plan_iterations) if plan_iterations else None
 
     def forward(self, grid: torch.Tensor, instruction: torch.Tensor, tokens: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None, progress: torch.Tensor | None = None,
@@ -71,7 +75,9 @@ class MapEncoder(nn.Module):
                                  f"progress {None if progress is None else tuple(progress.shape)}")
             query = torch.cat([instruction, progress.to(instruction.dtype)], dim=-1)[:, None]
             instruction = instruction + self.attend(query, tokens, mask, index)[:, 0]
-        x = self.embed(grid.permute(0, 3, 1, 2).to(instruction.dtype))
+        grid = grid.permute(0, 3, 1, 2).to(instruction.dtype)
+        x = self.embed(grid)
         scale, shift = self.film(instruction).chunk(2, dim=-1)
         x = x * (1 + scale[..., None, None]) + shift[..., None, None]
-        return self.out(self.conv(x))
+        out = self.out(self.conv(x))
+        return out if self.planner is None else out + self.planner(grid, instruction)

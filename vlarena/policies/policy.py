@@ -118,7 +118,8 @@ class VLAPolicy(nn.Module):
             size, channels = check_map_space(observation_space, config.map_key)
             progress = 0 if config.progress_key is None else check_state_space(
                 observation_space, [config.progress_key], "policy.progress_key")
-            self.map_encoder = MapEncoder(channels, size, self.language.out_dim, self.fusion.out_dim, progress)
+            self.map_encoder = MapEncoder(channels, size, self.language.out_dim, self.fusion.out_dim, progress,
+                                          config.map_plan)
         self.memory = build_memory(config.memory, self.fusion.out_dim)
         dim = self.memory.out_dim
         if config.memory.attend_instruction and self.candidate_spec is not None:
