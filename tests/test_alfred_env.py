@@ -131,6 +131,34 @@ def test_the_expert_recovers_from_wandering_and_gives_up_after_an_unplanned_inte
     env._follow_plan(torch.tensor([True, True]), torch.tensor([action, action]), torch.tensor([obj + 1, obj]))
     assert env.plan_step.tolist() == [0, 1] and env.on_plan.tolist() == [False, True]
     assert env._expert()[0] == -1 and env._expert()[1] >= 0
+    # off the plan no object is the goal; on it, the plan's second interaction's object is
+    assert env._target_type().tolist() == [-1, int(env.world.otype[1, env._experts[0].steps[1][1]])]
+
+
+def test_the_target_type_is_the_object_type_of_the_plans_next_interaction(env):
+    """info["expert_target_type"] follows the expert through the plan: the type of the object of interaction k
+    (k = interactions done), the semantic_map channel 2 + type, and -1 once the plan is done."""
+    obs, info = env.reset(options={"episode_id": [0, 1]})
+    steps = [env._experts[int(e)].steps for e in env.ep]
+    done_k = [0, 0]
+    ended = torch.zeros(2, dtype=torch.bool)
+    seen_types = set()
+    for _ in range(400):
+        for b in range(2):
+            if ended[b]:
+                continue
+            want = int(env.world.otype[b, steps[b][done_k[b]][1]]) if done_k[b] < len(steps[b]) else -1
+            assert int(info["expert_target_type"][b]) == want
+            seen_types.add(want)
+        action = info["expert_action"]
+        for b in range(2):
+            done_k[b] += int(action[b]) >= FIRST_INTERACTION
+        obs, _, _, _, info = env.step(action)
+        ended |= info["done"]
+        if ended.all():
+            break
+    assert ended.all() and -1 in seen_types and len(seen_types) >= 3
+    assert info["expert_target_type"].dtype == torch.long
 
 
 def test_episodes_from_a_data_folder(tmp_path):

@@ -52,8 +52,10 @@ def test_the_instruction_and_the_passability_are_learned_through_the_readout():
     planner = _planner()
     with torch.no_grad():
         planner.goal_type.bias.zero_()
-    out = planner(_room(), torch.randn(1, LANG, requires_grad=True))
+    instruction = torch.randn(1, LANG, requires_grad=True)
+    out, logits = planner(_room(), instruction)
     assert out.shape == (1, 16)
+    torch.testing.assert_close(logits, planner.goal_type(instruction))  # returned for goal supervision
     out.square().sum().backward()
     for name in ("goal_type.weight", "passable.weight", "passable.bias", "read.0.weight"):
         grad = dict(planner.named_parameters())[name].grad

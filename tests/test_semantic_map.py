@@ -110,6 +110,11 @@ def test_the_policy_reads_the_map(env, progress_key, map_plan):
     all_masks = torch.tensor([[0.0, 0.0], [1.0, 1.0], [1.0, 1.0]])
     lp, _, _ = policy.evaluate_actions(seq, torch.stack(actions), policy.initial_state(2), all_masks)
     torch.testing.assert_close(lp, torch.cat(logps), atol=1e-5, rtol=1e-5)
+    extras = policy.evaluate_actions(seq, torch.stack(actions), policy.initial_state(2), all_masks,
+                                     return_features=True)[3]
+    assert ("map_goal_logits" in extras) == bool(map_plan)  # the planner's goal choice, for goal supervision
+    if map_plan:
+        assert extras["map_goal_logits"].shape == (3, 2, CHANNELS - 2)
     # the map (and the progress, through the words it picks) reaches the heads
     state = policy.initial_state(2)
     _, _, v0, _ = policy.act(obs, state, deterministic=True)

@@ -106,3 +106,15 @@ def test_cli_flushes_denormals_in_every_torch_thread():
     plain = subprocess.run([sys.executable, "-c", "import torch; print((torch.full((8,), 1e-39) * 1.0)"
                             ".count_nonzero().item())"], capture_output=True, text=True, timeout=120)
     assert plain.stdout.strip() == "8"  # without it subnormals survive: the check above can fail
+
+
+def test_eval_run_directories_name_the_checkpoint_and_never_collide():
+    """Two evaluations started in the same second got one directory (and one summary.json) before."""
+    import vlarena.hydra_main  # noqa: F401  (registers the `evaluated` resolver)
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module("vlarena.configs", version_base="1.3"):
+        policy = compose("eval", overrides=["checkpoint=runs/x"], return_hydra_config=True).hydra.run.dir
+        oracle = compose("eval", overrides=["agent=random"], return_hydra_config=True).hydra.run.dir
+    assert policy.startswith("outputs/eval/R2R_val_unseen_checkpoint_") and "_random_" in oracle
+    assert policy.rsplit("_", 1)[1] != oracle.rsplit("_", 1)[1]  # the time, down to the microsecond

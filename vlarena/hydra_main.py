@@ -140,6 +140,11 @@ def print_summary(summary: dict[str, Any]) -> None:
                    for k in SUMMARY_KEYS if k in summary))
 
 
+# eval.yaml's run directory names what was evaluated: the agent (oracle, random, ...) or "checkpoint"
+OmegaConf.register_new_resolver("evaluated", lambda agent, checkpoint: agent if checkpoint is None else "checkpoint",
+                                replace=True)
+
+
 @hydra.main(config_path="configs", config_name="eval", version_base="1.3")
 def eval_main(cfg: DictConfig) -> None:
     config = EvalConfig.from_hydra(cfg)

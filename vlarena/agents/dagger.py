@@ -13,6 +13,11 @@ Each update u, in DAgger iteration k = u // beta_every:
           loss = -E_valid[log pi(a* | s)] - ent_coef * entropy
        and an Adam step with grad-norm clipping.
 
+Goal supervision (`goal_coef` > 0, for a policy with a map planner, policy.map_plan): the env's
+info["expert_target_type"] (the object type of the plan's next interaction, ALFRED-v0's; -1: none) is kept
+per step, and goal_coef times the cross-entropy of the planner's goal logits against it joins the loss (the
+subgoal supervision of ALFRED's auxiliary losses, which behaviour cloning alone does not give the planner).
+
 Unlabelled states: an env whose expert has no answer for a state (a discrete `expert_action` of -1, as
 ALFRED-v0's after an interaction its plan did not ask for) gets the student's action there, and the step
 is left out of the loss and the accuracy.
@@ -25,7 +30,8 @@ that aggregate on disk; not done here). The value head is not trained.
 Logged per update: train/loss (the cross-entropy), train/expert_prob (mean pi(a* | s)),
 train/accuracy (how often the student's proposal equals a* on valid steps: the argmax accuracy when
 student_action="argmax", the sample agreement when "sample"; measured on the rollout, before the
-update), train/beta, train/expert_executed (fraction of steps that ran a*), train/entropy, train/grad_norm.
+update), train/beta, train/expert_executed (fraction of steps that ran a*), train/entropy, train/grad_norm;
+with goal_coef, train/goal_loss and train/goal_accuracy (the planner's argmax goal against the label).
 """
 
 from __future__ import annotations
@@ -35,12 +41,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from vlarena.agents.rollout import masked_mean
 from vlarena.agents.trainer import AgentConfig, Trainer
 
 BETA_SCHEDULES = ("exponential", "linear", "constant")
 STUDENT_ACTIONS = ("sample", "argmax")
+GOAL_LABEL = "expert_target_type"  # the env's info key that goal_coef supervises the map planner with
 
 
 def _positive_int(name: str, value: Any) -> None:
@@ -55,13 +63,15 @@ class ImitationConfig(AgentConfig):
     epochs: int = 1  # passes over each rollout
     num_minibatches: int = 1  # groups of envs (whole sequences); at most num_envs
     ent_coef: float = 0.0
+    goal_coef: float = 0.0  # weight of the map planner's goal cross-entropy against info[GOAL_LABEL]; 0: none
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _positive_int("epochs", self.epochs)
         _positive_int("num_minibatches", self.num_minibatches)
-        if self.ent_coef < 0:
-            raise ValueError(f"agent.ent_coef must be >= 0, got {self.ent_coef}")
+        for name in ("ent_coef", "goal_coef"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"agent.{name} must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass
@@ -103,6 +113,9 @@ class DAggerTrainer(Trainer):
     config: DAggerConfig
 
     def __init__(self, policy: torch.nn.Module, env: Any, config: DAggerConfig, run_dir: str | Path):
+        if config.goal_coef > 0 and getattr(getattr(policy, "map_encoder", None), "planner", None) is None:
+            raise ValueError(f"agent.goal_coef ({config.goal_coef}) supervises the goal choice of the policy's map "
+                             "planner: it needs policy.map_key and policy.map_plan > 0")
         super().__init__(policy, env, config, run_dir)
         self.mix_generator = torch.Generator(device=self.device).manual_seed(config.seed + 1)
 
@@ -124,6 +137,12 @@ class DAggerTrainer(Trainer):
         for _ in range(cfg.num_steps):
             obs, masks, valid = run.policy_obs(), run.masks, run.valid
             expert = run.expert_action()
+            goals = None
+            if cfg.goal_coef > 0:
+                if GOAL_LABEL not in run.info:
+                    raise ValueError(f"agent.goal_coef needs info[{GOAL_LABEL!r}] from the env (ALFRED-v0 gives it); "
+                                     f"info holds {sorted(run.info)}")
+                goals = {"goal_type": run.info[GOAL_LABEL]}
             with torch.no_grad(), self.autocast():
                 student, _, _, state = policy.act(obs, run.state, deterministic=cfg.student_action == "argmax",
                                                   masks=masks)
@@ -131,7 +150,7 @@ class DAggerTrainer(Trainer):
             known = labelled(expert)
             use_expert = self.expert_mask(beta) & known
             action = torch.where(use_expert.view(-1, *[1] * (student.dim() - 1)), expert, student)
-            storage.insert(obs, masks, valid, action, expert_actions=expert)
+            storage.insert(obs, masks, valid, action, expert_actions=expert, labels=goals)
             scored = valid * known.float()
             matches += ((student == expert).reshape(self.num_envs, -1).all(dim=1).float() * scored).sum()
             executed += (use_expert.float() * valid).sum()
@@ -154,7 +173,9 @@ class DAggerTrainer(Trainer):
     def learn(self) -> dict[str, float]:
         cfg, storage, policy = self.config, self.storage, self.policy
         assert storage is not None
-        stats: dict[str, list[torch.Tensor]] = {"loss": [], "expert_prob": [], "entropy": [], "grad_norm": []}
+        goal = cfg.goal_coef > 0
+        names = ("loss", "expert_prob", "entropy", "grad_norm", *(("goal_loss", "goal_accuracy") if goal else ()))
+        stats: dict[str, list[torch.Tensor]] = {name: [] for name in names}
         for _ in range(cfg.epochs):
             for mb in storage.minibatches(cfg.num_minibatches, self.generator):
                 assert mb.expert_actions is not None
@@ -162,17 +183,38 @@ class DAggerTrainer(Trainer):
                 targets = torch.where(known.view(-1, *[1] * (mb.expert_actions.dim() - 2)),
                                       mb.expert_actions.reshape(known.shape[0], *mb.expert_actions.shape[2:]), 0)
                 with self.autocast():
-                    log_prob, entropy, _ = policy.evaluate_actions(mb.obs, targets, mb.state0, mb.masks)
+                    log_prob, entropy, _, *extras = policy.evaluate_actions(mb.obs, targets, mb.state0, mb.masks,
+                                                                            return_features=goal)
                 valid = mb.flat(mb.valid) * known.float()
                 nll = masked_mean(-log_prob.float(), valid)
                 ent = masked_mean(entropy.float(), valid)
-                grad_norm = self.optimizer_step(nll - cfg.ent_coef * ent)
+                loss = nll - cfg.ent_coef * ent
+                if goal:
+                    goal_loss, goal_accuracy = goal_cross_entropy(extras[0]["map_goal_logits"],
+                                                                  mb.labels["goal_type"], mb.valid)
+                    loss = loss + cfg.goal_coef * goal_loss
+                    stats["goal_loss"].append(goal_loss.detach())
+                    stats["goal_accuracy"].append(goal_accuracy)
+                grad_norm = self.optimizer_step(loss)
                 stats["loss"].append(nll.detach())
                 stats["expert_prob"].append(masked_mean(log_prob.detach().float().exp(), valid))
                 stats["entropy"].append(ent.detach())
                 stats["grad_norm"].append(grad_norm.float())
         means = torch.stack([torch.stack(v).mean() for v in stats.values()]).tolist()
         return {f"train/{k}": v for k, v in zip(stats, means, strict=True)}
+
+
+def goal_cross_entropy(logits: torch.Tensor, goal: torch.Tensor,
+                       valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean cross-entropy, argmax accuracy) of goal logits (T, B, K) against labels (T, B) over the valid steps
+    whose label is >= 0 (-1: no goal)."""
+    logits, goal = logits.float().flatten(0, 1), goal.flatten().long()
+    if bool((goal >= logits.shape[-1]).any()):
+        raise ValueError(f"goal labels must be < {logits.shape[-1]} (the map planner's object types), got "
+                         f"{int(goal.max())}")
+    keep = valid.flatten() * (goal >= 0).float()
+    ce = F.cross_entropy(logits, goal.clamp(min=0), reduction="none")
+    return masked_mean(ce, keep), masked_mean((logits.argmax(-1) == goal).float(), keep).detach()
 
 
 def labelled(expert: torch.Tensor) -> torch.Tensor:

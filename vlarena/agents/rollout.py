@@ -43,7 +43,7 @@ at t = 0 of its envs, as `VLAPolicy.evaluate_actions` needs.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -83,7 +83,8 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor, valid: torch
 @dataclass
 class Minibatch:
     """Whole sequences of b envs: tensors (T, b, ...), `obs["instruction"]` T tuples of b strings,
-    `state0` (b, ...) the recurrent state before t = 0. Entries not recorded are None."""
+    `state0` (b, ...) the recurrent state before t = 0, `labels` the per-step labels recorded (T, b, ...) by
+    name. Entries not recorded are None."""
 
     obs: dict[str, Any]
     actions: torch.Tensor
@@ -97,6 +98,7 @@ class Minibatch:
     expert_actions: torch.Tensor | None
     state0: torch.Tensor
     env_index: torch.Tensor
+    labels: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def flat(self, x: torch.Tensor) -> torch.Tensor:
         """(T, b, ...) -> (T * b, ...), time major (the layout evaluate_actions returns)."""
@@ -132,6 +134,7 @@ class RolloutStorage:
         self.instructions: list[tuple[str, ...]] | None = None
         self.actions: torch.Tensor | None = None
         self.expert_actions: torch.Tensor | None = None
+        self.labels: dict[str, torch.Tensor] = {}  # per-step labels besides the expert's action (DAgger's goal type)
         self.state0: torch.Tensor | None = None
         self.step = 0
 
@@ -143,8 +146,9 @@ class RolloutStorage:
 
     def insert(self, obs: dict[str, Any], masks: torch.Tensor, valid: torch.Tensor, actions: torch.Tensor,
                log_probs: torch.Tensor | None = None, values: torch.Tensor | None = None,
-               expert_actions: torch.Tensor | None = None) -> None:
-        """Record what the policy saw and did at step t (call before env.step: the env may reuse buffers)."""
+               expert_actions: torch.Tensor | None = None, labels: dict[str, torch.Tensor] | None = None) -> None:
+        """Record what the policy saw and did at step t (call before env.step: the env may reuse buffers);
+        `labels` (name: (B, ...)) are kept per step as `Minibatch.labels`."""
         if self.state0 is None:
             raise RuntimeError("call RolloutStorage.reset(state0) before inserting steps")
         if self.step >= self.num_steps:
@@ -172,6 +176,8 @@ class RolloutStorage:
         if expert_actions is not None:
             self.expert_actions = self._array(self.expert_actions, expert_actions)
             self.expert_actions[t].copy_(expert_actions)
+        for key, value in (labels or {}).items():
+            self._buffer(self.labels, key, value)[t].copy_(value)
 
     def insert_result(self, rewards: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor) -> None:
         """Record what env.step returned for step t and advance to t + 1."""
@@ -184,7 +190,7 @@ class RolloutStorage:
     def _buffer(self, store: dict[str, torch.Tensor], key: str, value: torch.Tensor) -> torch.Tensor:
         if key not in store:
             if value.shape[:1] != (self.num_envs,):
-                raise ValueError(f"observation {key!r} has shape {tuple(value.shape)}: expected {self.num_envs} rows "
+                raise ValueError(f"{key!r} has shape {tuple(value.shape)}: expected {self.num_envs} rows "
                                  "(one per env) first")
             store[key] = torch.empty((self.num_steps, *value.shape), dtype=value.dtype, device=self.device)
         return store[key]
@@ -234,4 +240,4 @@ class RolloutStorage:
             rewards=self.rewards[:, i], log_probs=self.log_probs[:, i], values=self.values[:, i],
             advantages=self.advantages[:, i], returns=self.returns[:, i],
             expert_actions=None if self.expert_actions is None else self.expert_actions[:, i],
-            state0=self.state0[i], env_index=idx)
+            state0=self.state0[i], env_index=idx, labels={k: v[:, i] for k, v in self.labels.items()})

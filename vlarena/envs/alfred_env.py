@@ -31,6 +31,9 @@ the next interaction of the episode's plan (then STOP), wherever the agent has w
 done the plan's interactions in order and no other interaction that changed the world; after such an
 interaction the expert has no answer (-1, and `info["expert_valid"]` False; DAgger leaves those steps out
 of its loss). Following it from the start takes as many steps as the recorded `plan.low_actions`.
+`info["expert_target_type"]` (B,) int64: the ALFRED object type (objects.TYPE_INDEX, the `semantic_map`
+channel 2 + t) of the object of the plan's next interaction, the one the expert is heading for; -1 off the plan
+and once its interactions are done (the label of DAgger's `agent.goal_coef`).
 With `look_around` = n the expert first turns left n times (4: once around, so the objects are seen, and on
 the `semantic_map`, before it walks: the look-around that map-building ALFRED agents start with).
 
@@ -310,6 +313,15 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         first = (self.steps < self.config.look_around) & self.on_plan & (self.plan_step == 0)
         return torch.where(first, torch.full_like(out, ACTIONS.index("RotateLeft")), out)
 
+    def _target_type(self) -> torch.Tensor:
+        """(B,) the object type of the plan's next interaction's object (-1 off the plan or after its end)."""
+        slots = [steps[k][1] if on and k < len(steps) else -1 for steps, k, on in
+                 zip((self._experts[e].steps for e in self.ep.tolist()), self.plan_step.tolist(),
+                     self.on_plan.tolist(), strict=True)]
+        slot = torch.tensor(slots, dtype=torch.long, device=self.device)
+        types = torch.gather(self.world.otype, 1, slot.clamp(min=0)[:, None])[:, 0]
+        return torch.where(slot >= 0, types.long(), -1)
+
     def _observe(self) -> dict[str, Any]:
         self.look.update(self.world)
         self.renderer.refresh_objects()
@@ -367,4 +379,4 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         return {"success": zeros if success is None else success, "failed_action": zeros if failed is None else failed,
                 "goal_conditions": satisfied, "total_goal_conditions": total, "failures": self.failures.clone(),
                 "elapsed_steps": self.steps.clone(), "episode_index": self.ep.clone(), "done": done,
-                "expert_action": expert, "expert_valid": expert >= 0}
+                "expert_action": expert, "expert_valid": expert >= 0, "expert_target_type": self._target_type()}

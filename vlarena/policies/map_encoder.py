@@ -1,7 +1,7 @@
 """A top-down map observation read by a small CNN, the instruction choosing what to look for (FiLM).
 
     enc = MapEncoder(channels=51, size=31, lang_dim=128, out_dim=256)
-    features = enc(obs["semantic_map"], pooled_instruction)      # (B, S, S, C) -> (B, out_dim)
+    features, _ = enc(obs["semantic_map"], pooled_instruction)   # (B, S, S, C) -> (B, out_dim)
 
 The map is (B, S, S, C), 0/1 per channel (ALFRED-v0's `semantic_map`: seen floor, wall, and one channel
 per object type, centred on the agent). A 1x1 convolution embeds each cell's channels; the pooled
@@ -11,10 +11,11 @@ progress vector (B, progress_dim) (ALFRED-v0's `progress`: which step of the ins
 so it can look for this step's object rather than all the task's. Two stride-2 3x3 convolutions and a
 linear layer reduce the map to one vector, which the policy adds to its fused features before the memory,
 as it does with its state inputs. With `plan_iterations` > 0 a value-iteration planner (map_planner.MapPlanner)
-reads the same map with the same instruction query and adds what it finds around the agent.
+reads the same map with the same instruction query and adds what it finds around the agent; the second
+output is then its goal logits (B, C - 2) over the object types (None without a planner).
 
-    enc = MapEncoder(51, 31, 128, 256, progress_dim=16)
-    features = enc(grid, pooled, tokens=tokens, mask=mask, progress=obs["progress"])
+    enc = MapEncoder(51, 31, 128, 256, progress_dim=16, plan_iterations=31)
+    features, goal_logits = enc(grid, pooled, tokens=tokens, mask=mask, progress=obs["progress"])
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ class MapEncoder(nn.Module):
 
     def forward(self, grid: torch.Tensor, instruction: torch.Tensor, tokens: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None, progress: torch.Tensor | None = None,
-                index: torch.Tensor | None = None) -> torch.Tensor:
-        """grid (B, S, S, C), instruction (B, lang_dim) pooled -> (B, out_dim); with progress_dim also the
+                index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """grid (B, S, S, C), instruction (B, lang_dim) pooled -> ((B, out_dim), the planner's goal logits or None); with progress_dim also the
         instruction tokens (B, L, lang_dim), their mask (B, L) and progress (B, progress_dim); tokens and mask may
         hold M distinct instructions (M, L, ...) with `index` (B,) (candidates.Attention)."""
         if grid.dim() != 4 or tuple(grid.shape[1:]) != (self.size, self.size, self.channels):
@@ -80,4 +81,7 @@ class MapEncoder(nn.Module):
         scale, shift = self.film(instruction).chunk(2, dim=-1)
         x = x * (1 + scale[..., None, None]) + shift[..., None, None]
         out = self.out(self.conv(x))
-        return out if self.planner is None else out + self.planner(grid, instruction)
+        if self.planner is None:
+            return out, None
+        planned, goal_logits = self.planner(grid, instruction)
+        return out + planned, goal_logits

@@ -2,7 +2,7 @@
 Mapping and Planning, Gupta et al. 2017), for policies that must walk to what the instruction names.
 
     planner = MapPlanner(channels=51, lang_dim=384, out_dim=256, iterations=40)
-    features = planner(grid, instruction)      # grid (B, C, S, S) float, agent at the centre facing row 0
+    features, goal_logits = planner(grid, instruction)  # grid (B, C, S, S) float, agent at the centre facing row 0
 
 1. Goal: the instruction (the words of the current step, MapEncoder's query) gives a softmax over the map's
    object channels (those after the first `object_channel`); a cell's goal value is its object channels weighted
@@ -14,6 +14,9 @@ Mapping and Planning, Gupta et al. 2017), for policies that must walk to what th
 4. Read-out: log V and the goal values on the (2r + 1)^2 cells around the agent, through an MLP to `out_dim`:
    the direction of the way to the goal (which neighbour's value is highest), that a recurrent policy would
    otherwise have to work out from the map's pixels itself.
+
+The goal logits (B, C - object_channel) are returned beside the features so that a trainer can supervise the
+goal choice (DAgger's `agent.goal_coef`: cross-entropy against the type of the object the expert heads for).
 """
 
 from __future__ import annotations
@@ -46,9 +49,12 @@ class MapPlanner(nn.Module):
         side = 2 * radius + 1
         self.read = nn.Sequential(nn.Linear(2 * side * side, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
 
-    def values(self, grid: torch.Tensor, instruction: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(V, goal), each (B, S, S): value iteration's values and the goal map of `grid` (B, C, S, S)."""
-        weights = torch.softmax(self.goal_type(instruction), dim=-1)            # (B, C - object_channel)
+    def values(self, grid: torch.Tensor, instruction: torch.Tensor,
+               logits: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(V, goal), each (B, S, S): value iteration's values and the goal map of `grid` (B, C, S, S), for the goal
+        logits `logits` (B, C - object_channel) (None: those the instruction gives)."""
+        logits = self.goal_type(instruction) if logits is None else logits
+        weights = torch.softmax(logits, dim=-1)                                 # (B, C - object_channel)
         goal = (grid[:, self.object_channel:] * weights[:, :, None, None]).sum(1)  # (B, S, S)
         keep = GAMMA * torch.sigmoid(self.passable(grid))[:, 0]                # (B, S, S)
         v = goal
@@ -59,12 +65,14 @@ class MapPlanner(nn.Module):
             v = torch.maximum(goal, keep * best)
         return v, goal
 
-    def forward(self, grid: torch.Tensor, instruction: torch.Tensor) -> torch.Tensor:
+    def forward(self, grid: torch.Tensor, instruction: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features (B, out_dim), goal logits (B, C - object_channel))."""
         s, r = grid.shape[-1], self.radius
         if s < 2 * r + 1:
             raise ValueError(f"the map planner reads {2 * r + 1} x {2 * r + 1} cells around the agent; the map has {s}")
-        v, goal = self.values(grid, instruction)
+        logits = self.goal_type(instruction)
+        v, goal = self.values(grid, instruction, logits)
         near = slice(s // 2 - r, s // 2 + r + 1)
         window = (slice(None), near, near)
         logv = torch.log(v[window].clamp_min(math.exp(LOG_FLOOR))) / -LOG_FLOOR       # in [-1, 0]
-        return self.read(torch.cat([logv.flatten(1), goal[window].flatten(1)], dim=-1))
+        return self.read(torch.cat([logv.flatten(1), goal[window].flatten(1)], dim=-1)), logits

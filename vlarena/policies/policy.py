@@ -95,6 +95,7 @@ POLICY_FORMAT = "vlarena.policy"
 LANGUAGE_BACKBONE_PREFIX = "language.backbone."
 
 Obs = Mapping[str, Any]
+ENCODER_CONTEXT = ("vision", "instruction", "instruction_mask", "instruction_index")  # what candidates attend to
 
 
 class VLAPolicy(nn.Module):
@@ -229,8 +230,11 @@ class VLAPolicy(nn.Module):
             if self.config.progress_key is not None:
                 progress = self._to_device(state_input(obs, [self.config.progress_key], self.map_encoder.progress_dim,
                                                        "policy.progress_key"))
-            fused = fused + self.map_encoder(self._to_device(grid), pooled.to(fused.dtype), tokens, mask, progress,
-                                             index)
+            mapped, goal_logits = self.map_encoder(self._to_device(grid), pooled.to(fused.dtype), tokens, mask,
+                                                   progress, index)
+            fused = fused + mapped
+            if goal_logits is not None:
+                context["map_goal_logits"] = goal_logits
         return fused, context
 
     # ---- the policy contract ---------------------------------------------------------------------
@@ -245,7 +249,7 @@ class VLAPolicy(nn.Module):
                 out = out + self.readout(out[:, None], context["instruction"], context["instruction_mask"],
                                          context.get("instruction_index"))[:, 0]
             return out, out, None
-        z, enc = self.candidates(out, *cands, **context)
+        z, enc = self.candidates(out, *cands, **{k: context[k] for k in ENCODER_CONTEXT})
         valid = cands[1]
         action_mask = torch.cat([valid.new_ones(valid.shape[0], 1), valid], dim=1)  # STOP is always allowed
         features = torch.cat([z.unsqueeze(1), enc], dim=1) if isinstance(self.action_head, CandidateScoringHead) else z
@@ -279,7 +283,8 @@ class VLAPolicy(nn.Module):
                          return_features: bool = False) -> tuple[torch.Tensor, ...]:
         """(log_prob, entropy, value), each flat (T * B,), of `actions` over a (T, B) rollout. With
         `return_features`, a 4th item: {"belief": memory outputs (T, B, H), "vision": pooled ViT tokens (T, B, D)}
-        (the inputs of auxiliary losses such as CPC|A)."""
+        and, with a map planner (policy.map_plan), "map_goal_logits" (T, B, K) over the map's object types (the
+        inputs of auxiliary losses such as CPC|A and DAgger's goal_coef)."""
         if not isinstance(masks, torch.Tensor) or masks.dim() != 2:
             raise ValueError(f"masks must be a tensor (T, B), got {getattr(masks, 'shape', type(masks).__name__)}")
         t, b = masks.shape
@@ -292,6 +297,8 @@ class VLAPolicy(nn.Module):
         if not return_features:
             return log_prob, entropy, self.value_head(value_features)
         extras = {"belief": out.reshape(t, b, -1), "vision": context["vision"].mean(dim=1).view(t, b, -1)}
+        if "map_goal_logits" in context:
+            extras["map_goal_logits"] = context["map_goal_logits"].view(t, b, -1)
         return log_prob, entropy, self.value_head(value_features), extras
 
     # ---- checkpoints -----------------------------------------------------------------------------
