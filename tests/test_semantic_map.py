@@ -8,7 +8,7 @@ import torch
 from tests.policy_helpers import tiny_config
 from vlarena.datasets.alfred.objects import TYPE_INDEX
 from vlarena.envs.alfred_env import ACTIONS, AlfredEnvConfig, AlfredVectorEnv
-from vlarena.envs.household.navigate import Camera
+from vlarena.envs.household.navigate import STEP, Camera
 from vlarena.envs.household.semantic_map import CHANNELS, SemanticMap
 from vlarena.policies import VLAPolicy
 
@@ -80,6 +80,30 @@ def test_the_map_marks_seen_objects_where_they_stand(env):
 def test_semantic_map_size_must_be_odd():
     with pytest.raises(ValueError, match="env.semantic_map must be 0 \\(no map\\) or an odd number"):
         AlfredEnvConfig(semantic_map=8)
+    with pytest.raises(ValueError, match="env.map_collisions must be true or false, got 'yes'"):
+        AlfredEnvConfig(map_collisions="yes")
+
+
+@pytest.mark.parametrize("collisions", [False, True])
+def test_a_failed_move_marks_the_cell_ahead_as_a_wall_with_map_collisions(collisions):
+    env = AlfredVectorEnv(num_envs=1, split="valid_unseen", num_episodes=1, semantic_map=SIZE,
+                          map_collisions=collisions)
+    env.reset(options={"episode_id": [0]})
+    c = SIZE // 2
+    for _ in range(60):  # walk ahead, turning left after each bump, until a bump into a cell not seen as a wall
+        before = env.semantic_map.egocentric(*env.pose[:, :3].unbind(1), SIZE)[0, c - 1, c, 1]
+        obs, _, _, _, info = env.step(torch.tensor([ACTIONS.index("MoveAhead")]))
+        if bool(info["failed_action"][0]) and not before:
+            break
+        if bool(info["failed_action"][0]):
+            env.step(torch.tensor([ACTIONS.index("RotateLeft")]))
+    else:
+        pytest.fail("no MoveAhead into an unmarked cell in 60 steps")
+    # the observation after the bump: the cell ahead of the agent is a wall exactly when collisions are marked
+    assert bool(obs["semantic_map"][0, c - 1, c, 1]) == collisions
+    i, j, k = env.pose[0, :3].tolist()
+    di, dj = STEP[k]
+    assert bool(env.semantic_map.seen[0, i + di, j + dj, 1]) == collisions
 
 
 @pytest.mark.parametrize("progress_key,map_plan", [(None, 0), ("progress", 0), ("progress", 6)])

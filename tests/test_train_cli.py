@@ -110,8 +110,9 @@ def test_cli_flushes_denormals_in_every_torch_thread():
 
 def test_eval_run_directories_name_the_checkpoint_and_never_collide():
     """Two evaluations started in the same second got one directory (and one summary.json) before."""
-    import vlarena.hydra_main  # noqa: F401  (registers the `evaluated` resolver)
     from hydra import compose, initialize_config_module
+
+    import vlarena.hydra_main  # noqa: F401  (registers the `evaluated` resolver)
 
     with initialize_config_module("vlarena.configs", version_base="1.3"):
         policy = compose("eval", overrides=["checkpoint=runs/x"], return_hydra_config=True).hydra.run.dir

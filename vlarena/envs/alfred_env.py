@@ -40,6 +40,8 @@ the `semantic_map`, before it walks: the look-around that map-building ALFRED ag
 Semantic map (`semantic_map` = S > 0): observation `semantic_map` (S, S, 2 + 49) uint8, the agent's
 top-down map of what it has seen this episode around it (household.semantic_map: seen floor, walls, and
 one channel per ALFRED object type, from its frames' depth and ground-truth segmentation; FILM's map).
+With `map_collisions` = true a MoveAhead that fails marks the cell ahead as a wall on that map (the obstacle it
+bumped into, which the frames may not show: FILM adds such collisions to its map).
 Segmentation (`segmentation` = true): observation `segmentation` (H, W, 2) int16, each pixel's object type
 (objects.OBJECT_TYPES index + 1) and instance (world slot + 1), 0 for floor, walls and nothing: ground-truth
 instance masks, the setting of FILM's ablation with ground-truth perception.
@@ -98,6 +100,7 @@ class AlfredEnvConfig:
     semantic_map: int = 0  # > 0: a `semantic_map` observation, this many cells (odd) across; 0: none
     segmentation: bool = False  # a `segmentation` observation: each pixel's object type and instance (ground truth)
     look_around: int = 0  # the expert's first actions: this many RotateLeft (4: a full turn, to see the room first)
+    map_collisions: bool = False  # with semantic_map: a failed MoveAhead marks the cell ahead as a wall (FILM's)
     seed: int = 0
     device: str = "cpu"
 
@@ -111,8 +114,9 @@ class AlfredEnvConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise ValueError(f"env.{name} must be a positive int, got {v!r}")
-        if not isinstance(self.segmentation, bool):
-            raise ValueError(f"env.segmentation must be true or false, got {self.segmentation!r}")
+        for name in ("segmentation", "map_collisions"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"env.{name} must be true or false, got {getattr(self, name)!r}")
         m = self.semantic_map
         if isinstance(m, bool) or not isinstance(m, int) or m < 0 or (m and m % 2 == 0):
             raise ValueError(f"env.semantic_map must be 0 (no map) or an odd number of cells across, got {m!r}")
@@ -258,6 +262,8 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         blocked = self.blocked[rows, i.clamp(0, self.blocked.shape[1] - 1), j.clamp(0, self.blocked.shape[2] - 1), k]
         move = (a == 1) & ~blocked
         step = self._moves[k]
+        if self.semantic_map is not None and self.config.map_collisions:
+            self.semantic_map.mark_wall(active & (a == 1) & blocked, i + step[:, 0], j + step[:, 1])
         i, j = i + step[:, 0] * move, j + step[:, 1] * move
         k = (k + (a == 2).long() - (a == 3).long()) % 4
         look_ok = ((a == 4) & (h > 0)) | ((a == 5) & (h < len(HORIZONS) - 1))

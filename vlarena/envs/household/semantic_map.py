@@ -11,7 +11,8 @@ channel 0 seen floor, 1 seen wall, 2 + t an object of ALFRED type t (`objects.TY
 pixel's instance id: ground-truth segmentation, the setting of FILM's ablation with ground-truth
 perception). Marks accumulate over the episode, as FILM's map does (a moved object leaves its old mark).
 
-`egocentric` crops the map around the agent and turns it so the agent looks up the rows: the agent is at
+`mark_wall` marks cells as walls that no frame shows as such (the env's `map_collisions`: the cell a failed
+MoveAhead bumped into). `egocentric` crops the map around the agent and turns it so the agent looks up the rows: the agent is at
 the centre cell (size // 2, size // 2), row 0 is the farthest ahead, column 0 the farthest to the left.
 Cells beyond the crop are drawn on its border (what lies that way, past the edge).
 """
@@ -69,6 +70,13 @@ class SemanticMap:
         keep = labelled & (depth[..., 0] < max_depth) & (i >= 0) & (i < rows) & (j >= 0) & (j < cols)
         env = torch.arange(b, device=d.device)[:, None, None].expand(b, h, w)
         self.seen[env[keep], i[keep], j[keep], channel[keep]] = True
+
+    def mark_wall(self, rows: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> None:
+        """Mark cell (i[b], j[b]) as a wall where rows[b] (B,) bool (the obstacle a failed move bumped into, as
+        FILM adds it to its map); cells off the grid are skipped."""
+        _, r, c, _ = self.seen.shape
+        keep = rows & (i >= 0) & (i < r) & (j >= 0) & (j < c)
+        self.seen[keep.nonzero()[:, 0], i[keep], j[keep], 1] = True
 
     def egocentric(self, i: torch.Tensor, j: torch.Tensor, k: torch.Tensor, size: int) -> torch.Tensor:
         """(B, size, size, CHANNELS) uint8: the map around cell (i, j), turned to heading k (see the module doc)."""
