@@ -63,9 +63,10 @@ class MapEncoder(nn.Module):
     def forward(self, grid: torch.Tensor, instruction: torch.Tensor, tokens: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None, progress: torch.Tensor | None = None,
                 index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """grid (B, S, S, C), instruction (B, lang_dim) pooled -> ((B, out_dim), the planner's goal logits or None); with progress_dim also the
-        instruction tokens (B, L, lang_dim), their mask (B, L) and progress (B, progress_dim); tokens and mask may
-        hold M distinct instructions (M, L, ...) with `index` (B,) (candidates.Attention)."""
+        """grid (B, S, S, C), instruction (B, lang_dim) pooled -> ((B, out_dim), the planner's goal logits or None);
+        with progress_dim also the instruction tokens (B, L, lang_dim), their mask (B, L) and progress
+        (B, progress_dim); tokens and mask may hold M distinct instructions (M, L, ...) with `index` (B,)
+        (candidates.Attention)."""
         if grid.dim() != 4 or tuple(grid.shape[1:]) != (self.size, self.size, self.channels):
             raise ValueError(f"the map observation must be (B, {self.size}, {self.size}, {self.channels}), got "
                              f"{tuple(grid.shape)}")

@@ -12,8 +12,8 @@ pixel's instance id: ground-truth segmentation, the setting of FILM's ablation w
 perception). Marks accumulate over the episode, as FILM's map does (a moved object leaves its old mark).
 
 `mark_wall` marks cells as walls that no frame shows as such (the env's `map_collisions`: the cell a failed
-MoveAhead bumped into). `egocentric` crops the map around the agent and turns it so the agent looks up the rows: the agent is at
-the centre cell (size // 2, size // 2), row 0 is the farthest ahead, column 0 the farthest to the left.
+MoveAhead bumped into). `egocentric` crops the map around the agent and turns it so the agent looks up the
+rows: the agent is at the centre cell (size // 2, size // 2), row 0 is the farthest ahead, column 0 the farthest to the left.
 Cells beyond the crop are drawn on its border (what lies that way, past the edge).
 """
 
