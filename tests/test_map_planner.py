@@ -32,7 +32,8 @@ def _planner(iterations: int = 30) -> MapPlanner:
 
 @torch.no_grad()
 def test_values_follow_the_way_round_the_wall():
-    v, goal = _planner().values(_room(), torch.zeros(1, LANG))
+    planner = _planner()
+    v, goal = planner.values(_room(), planner.goal_type(torch.zeros(1, LANG)))
     v, goal = v[0], goal[0]
     assert goal[0, 4] == pytest.approx(1.0) and float(goal.sum()) == pytest.approx(1.0, abs=1e-6)
     free = GAMMA * torch.sigmoid(torch.tensor(3.0)).item()  # a step onto a floor cell keeps this much value
@@ -44,7 +45,8 @@ def test_values_follow_the_way_round_the_wall():
     assert float(v[3, 4]) == pytest.approx(free ** 11, rel=1e-4)
     assert float(v[3, 1]) == pytest.approx(free ** 8, rel=1e-4)
     # too few iterations: cells farther than that from the goal get nothing
-    v_short, _ = _planner(iterations=3).values(_room(), torch.zeros(1, LANG))
+    short = _planner(iterations=3)
+    v_short, _ = short.values(_room(), short.goal_type(torch.zeros(1, LANG)))
     assert float(v_short[0, 8, 4]) < 1e-6
 
 

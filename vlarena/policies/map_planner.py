@@ -49,11 +49,9 @@ class MapPlanner(nn.Module):
         side = 2 * radius + 1
         self.read = nn.Sequential(nn.Linear(2 * side * side, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
 
-    def values(self, grid: torch.Tensor, instruction: torch.Tensor,
-               logits: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(V, goal), each (B, S, S): value iteration's values and the goal map of `grid` (B, C, S, S), for the goal
-        logits `logits` (B, C - object_channel) (None: those the instruction gives)."""
-        logits = self.goal_type(instruction) if logits is None else logits
+    def values(self, grid: torch.Tensor, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(V, goal), each (B, S, S): value iteration's values and the goal map of `grid` (B, C, S, S) for the goal
+        logits (B, C - object_channel) (`goal_type` of the instruction)."""
         weights = torch.softmax(logits, dim=-1)                                 # (B, C - object_channel)
         goal = (grid[:, self.object_channel:] * weights[:, :, None, None]).sum(1)  # (B, S, S)
         keep = GAMMA * torch.sigmoid(self.passable(grid))[:, 0]                # (B, S, S)
@@ -71,7 +69,7 @@ class MapPlanner(nn.Module):
         if s < 2 * r + 1:
             raise ValueError(f"the map planner reads {2 * r + 1} x {2 * r + 1} cells around the agent; the map has {s}")
         logits = self.goal_type(instruction)
-        v, goal = self.values(grid, instruction, logits)
+        v, goal = self.values(grid, logits)
         near = slice(s // 2 - r, s // 2 + r + 1)
         window = (slice(None), near, near)
         logv = torch.log(v[window].clamp_min(math.exp(LOG_FLOOR))) / -LOG_FLOOR       # in [-1, 0]

@@ -95,7 +95,6 @@ POLICY_FORMAT = "vlarena.policy"
 LANGUAGE_BACKBONE_PREFIX = "language.backbone."
 
 Obs = Mapping[str, Any]
-ENCODER_CONTEXT = ("vision", "instruction", "instruction_mask", "instruction_index")  # what candidates attend to
 
 
 class VLAPolicy(nn.Module):
@@ -208,8 +207,9 @@ class VLAPolicy(nn.Module):
         """Fused features (B, fusion.out_dim): vision + language + fusion, before memory and heads."""
         return self._encode(obs)[0]
 
-    def _encode(self, obs: Obs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """(fused features, the encoders' tokens the candidate encoder may attend to)."""
+    def _encode(self, obs: Obs) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None]:
+        """(fused features, the encoders' tokens the candidate encoder may attend to, the map planner's goal logits
+        or None)."""
         check_obs(obs, self.config.vision.use_depth)
         vis = self.encode_vision(obs)
         instr = self._instructions(obs)
@@ -232,10 +232,8 @@ class VLAPolicy(nn.Module):
                                                        "policy.progress_key"))
             mapped, goal_logits = self.map_encoder(self._to_device(grid), pooled.to(fused.dtype), tokens, mask,
                                                    progress, index)
-            fused = fused + mapped
-            if goal_logits is not None:
-                context["map_goal_logits"] = goal_logits
-        return fused, context
+            return fused + mapped, context, goal_logits
+        return fused, context, None
 
     # ---- the policy contract ---------------------------------------------------------------------
     def _candidates(self, obs: Obs) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -249,7 +247,7 @@ class VLAPolicy(nn.Module):
                 out = out + self.readout(out[:, None], context["instruction"], context["instruction_mask"],
                                          context.get("instruction_index"))[:, 0]
             return out, out, None
-        z, enc = self.candidates(out, *cands, **{k: context[k] for k in ENCODER_CONTEXT})
+        z, enc = self.candidates(out, *cands, **context)
         valid = cands[1]
         action_mask = torch.cat([valid.new_ones(valid.shape[0], 1), valid], dim=1)  # STOP is always allowed
         features = torch.cat([z.unsqueeze(1), enc], dim=1) if isinstance(self.action_head, CandidateScoringHead) else z
@@ -258,7 +256,7 @@ class VLAPolicy(nn.Module):
     def _step(self, obs: Obs, state: torch.Tensor, masks: torch.Tensor | None
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
         cands = self._candidates(obs)  # checked before the encoders run
-        features, context = self._encode(obs)
+        features, context, _ = self._encode(obs)
         out, state = self.memory.step(features, self._to_device(state), self._to_device(masks))
         return (*self._heads_input(out, cands, context), state)
 
@@ -290,15 +288,15 @@ class VLAPolicy(nn.Module):
         t, b = masks.shape
         obs = flatten_time(obs, t, b, self._flat_keys, self._map_keys)
         cands = self._candidates(obs)
-        features, context = self._encode(obs)
+        features, context, goal_logits = self._encode(obs)
         out, _ = self.memory.sequence(features.view(t, b, -1), self._to_device(state), self._to_device(masks))
         features, value_features, action_mask = self._heads_input(out.reshape(t * b, -1), cands, context)
         log_prob, entropy = self.action_head.evaluate(features, self._to_device(actions), action_mask)
         if not return_features:
             return log_prob, entropy, self.value_head(value_features)
         extras = {"belief": out.reshape(t, b, -1), "vision": context["vision"].mean(dim=1).view(t, b, -1)}
-        if "map_goal_logits" in context:
-            extras["map_goal_logits"] = context["map_goal_logits"].view(t, b, -1)
+        if goal_logits is not None:
+            extras["map_goal_logits"] = goal_logits.view(t, b, -1)
         return log_prob, entropy, self.value_head(value_features), extras
 
     # ---- checkpoints -----------------------------------------------------------------------------
