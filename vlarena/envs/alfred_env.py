@@ -45,6 +45,10 @@ bumped into, which the frames may not show: FILM adds such collisions to its map
 Segmentation (`segmentation` = true): observation `segmentation` (H, W, 2) int16, each pixel's object type
 (objects.OBJECT_TYPES index + 1) and instance (world slot + 1), 0 for floor, walls and nothing: ground-truth
 instance masks, the setting of FILM's ablation with ground-truth perception.
+Type view (`type_view` = true): observation `type_view` (49, 9 + 7) float32 (household.type_view), per object
+type where its pixels are in a 3 x 3 grid of the view around the interaction window, and which of the 7
+interactions would act on an object of that type now; ground truth as well (a policy reads it with
+`policy.view_key`, through its planner's choice of object type).
 Autoreset: NEXT_STEP.
 Resetting an env rebuilds the per-env scene tensors of the batch (Python work per episode start).
 """
@@ -62,16 +66,18 @@ import torch
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
+from vlarena.datasets.alfred.objects import OBJECT_TYPES
 from vlarena.datasets.alfred.scenes import generate_household
 from vlarena.datasets.alfred.traj_data import SPLITS, read_traj, validate_traj
 from vlarena.envs.episodic import EpisodicVectorEnv
-from vlarena.envs.household.appearance import HouseholdLook
+from vlarena.envs.household.appearance import WINDOW, HouseholdLook
 from vlarena.envs.household.generate import make_episode
 from vlarena.envs.household.goals import TaskGoals, goal_conditions
 from vlarena.envs.household.navigate import HORIZONS, STEP, Camera, blocked_table, pose_tensor
 from vlarena.envs.household.recover import PlanExpert
 from vlarena.envs.household.semantic_map import CHANNELS as MAP_CHANNELS
 from vlarena.envs.household.semantic_map import SemanticMap
+from vlarena.envs.household.type_view import GRID, type_view
 from vlarena.envs.household.world import INTERACTIONS, HouseholdWorld
 from vlarena.envs.motion import MotionConfig
 from vlarena.envs.nav_env import INSTRUCTION_CHARSET, INSTRUCTION_MAX_LENGTH
@@ -80,6 +86,7 @@ from vlarena.envs.scene_tensors import SceneTensors
 
 ACTIONS: tuple[str, ...] = ("STOP", "MoveAhead", "RotateLeft", "RotateRight", "LookUp", "LookDown", *INTERACTIONS)
 FIRST_INTERACTION = 6
+NUM_TYPES = len(OBJECT_TYPES)
 PROGRESS_SLOTS = 16  # the `progress` observation: one-hot of the interactions that worked so far, the last slot for 15+
 
 
@@ -101,6 +108,7 @@ class AlfredEnvConfig:
     segmentation: bool = False  # a `segmentation` observation: each pixel's object type and instance (ground truth)
     look_around: int = 0  # the expert's first actions: this many RotateLeft (4: a full turn, to see the room first)
     map_collisions: bool = False  # with semantic_map: a failed MoveAhead marks the cell ahead as a wall (FILM's)
+    type_view: bool = False  # a `type_view` observation: where each object type is in view, what interactions hit
     seed: int = 0
     device: str = "cpu"
 
@@ -114,7 +122,7 @@ class AlfredEnvConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise ValueError(f"env.{name} must be a positive int, got {v!r}")
-        for name in ("segmentation", "map_collisions"):
+        for name in ("segmentation", "map_collisions", "type_view"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"env.{name} must be true or false, got {getattr(self, name)!r}")
         m = self.semantic_map
@@ -157,7 +165,9 @@ class AlfredVectorEnv(EpisodicVectorEnv):
             **({"semantic_map": gym.spaces.Box(0, 1, (config.semantic_map, config.semantic_map, MAP_CHANNELS),
                                                np.uint8)} if config.semantic_map else {}),
             **({"segmentation": gym.spaces.Box(0, 32767, (config.height, config.width, 2), np.int16)}
-               if config.segmentation else {})})
+               if config.segmentation else {}),
+            **({"type_view": gym.spaces.Box(0.0, 1.0, (NUM_TYPES, GRID * GRID + len(INTERACTIONS)), np.float32)}
+               if config.type_view else {})})
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.single_action_space = gym.spaces.Discrete(len(ACTIONS))
         self.action_space = gym.spaces.MultiDiscrete(np.full(num_envs, len(ACTIONS)))
@@ -332,7 +342,8 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         self.look.update(self.world)
         self.renderer.refresh_objects()
         pose = self._render_pose()
-        ids = ("semantic", "instance") if self.semantic_map is not None or self.config.segmentation else ()
+        ids = ("semantic", "instance") if (self.semantic_map is not None or self.config.segmentation
+                                           or self.config.type_view) else ()
         frame = self.renderer.render(torch.arange(self.num_envs, device=self.device), pose,
                                      outputs=("rgb", "depth", *ids))
         top = self.camera.centre_row(self.pose[:, 3]) - self.config.height // 2
@@ -346,6 +357,8 @@ class AlfredVectorEnv(EpisodicVectorEnv):
                "last_action_failed": self.last_failed[:, None].float()}
         if self.config.segmentation:
             obs["segmentation"] = self._segmentation(view["instance"])
+        if self.config.type_view:
+            obs["type_view"] = self._type_view(view["instance"], frame)
         if self.semantic_map is not None:
             self.semantic_map.update(pose, view["depth"], view["semantic"], view["instance"], self.world.otype,
                                      self.look.scene_tensors.cell_size, self.renderer.config.max_depth)
@@ -353,13 +366,27 @@ class AlfredVectorEnv(EpisodicVectorEnv):
             obs["semantic_map"] = self.semantic_map.egocentric(i, j, k, self.config.semantic_map)
         return obs
 
+    def _type_view(self, instance: torch.Tensor, frame: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, NUM_TYPES, 9 + 7) household.type_view of the view, with the target each interaction would act on
+        (the rule `step` applies, on the same frame)."""
+        row = self.camera.centre_row(self.pose[:, 3])
+        slot = torch.stack([self.look.target(frame["instance"], frame["depth"], row,
+                                             self.world.allowed(torch.full_like(row, a)))
+                            for a in range(len(INTERACTIONS))], 1)  # (B, A)
+        return type_view(self._types(instance.long()), self._types(slot), NUM_TYPES, WINDOW)
+
+    def _types(self, slot: torch.Tensor) -> torch.Tensor:
+        """The object type (objects.TYPE_INDEX) of world slots (B, ...) int64, -1 for no object."""
+        n = self.world.otype.shape[1]
+        real = (slot >= 0) & (slot < n)
+        types = torch.gather(self.world.otype, 1, slot.clamp(0, n - 1).flatten(1)).reshape_as(slot).long()
+        return torch.where(real & (types >= 0), types, -1)
+
     def _segmentation(self, instance: torch.Tensor) -> torch.Tensor:
         """(B, H, W, 2) int16: each pixel's object type + 1 and world slot + 1 (0: floor, wall or nothing)."""
         slot = instance.long()
-        real = (slot >= 0) & (slot < self.world.otype.shape[1])
-        types = torch.gather(self.world.otype, 1, slot.clamp(0, self.world.otype.shape[1] - 1).flatten(1))
-        types = torch.where(real, types.reshape_as(slot), -1)
-        return torch.stack([types + 1, torch.where(real & (types >= 0), slot + 1, 0)], -1).to(torch.int16)
+        types = self._types(slot)
+        return torch.stack([types + 1, torch.where(types >= 0, slot + 1, 0)], -1).to(torch.int16)
 
     def _relative_pose(self) -> torch.Tensor:
         """(B, 5): metres ahead and left of the start in its frame, sin/cos of the turn since it, horizon / 60."""

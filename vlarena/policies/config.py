@@ -228,6 +228,9 @@ class PolicyConfig:
     # with map_key: value-iteration steps of a planner on the map (map_planner.MapPlanner: the way to the cells of
     # the object type the instruction names); 0: no planner
     map_plan: int = 0
+    # with map_plan: a (T, K) Box observation with one row per object type of the map (ALFRED-v0's type_view: where
+    # each type is in the view, what each interaction would act on), read through the planner's goal softmax; None
+    view_key: str | None = None
 
     def __post_init__(self) -> None:
         _choice("policy", "action_head", self.action_head, ACTION_HEADS)
@@ -236,7 +239,10 @@ class PolicyConfig:
                              f"got {self.map_plan!r}")
         if self.map_plan and self.map_key is None:
             raise ValueError(f"policy.map_plan ({self.map_plan}) plans on a map: it needs policy.map_key")
-        for name in ("map_key", "progress_key"):
+        if self.view_key is not None and not self.map_plan:
+            raise ValueError(f"policy.view_key ({self.view_key!r}) is read through the map planner's choice of object "
+                             f"type: it needs policy.map_plan > 0")
+        for name in ("map_key", "progress_key", "view_key"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise ValueError(f"policy.{name} must be an observation key name or null, got {getattr(self, name)!r}")
         if self.progress_key is not None and self.map_key is None:

@@ -16,6 +16,10 @@ output is then its goal logits (B, C - 2) over the object types (None without a 
 
     enc = MapEncoder(51, 31, 128, 256, progress_dim=16, plan_iterations=31)
     features, goal_logits = enc(grid, pooled, tokens=tokens, mask=mask, progress=obs["progress"])
+
+With `view_dim` = K > 0 (and a planner) it also reads a per-type view observation (B, C - 2, K) (ALFRED-v0's
+`type_view`): its rows weighted by the planner's goal softmax (where the chosen type is in view, whether each
+interaction would act on it) and their maximum over types (whether anything is there), through a linear layer.
 """
 
 from __future__ import annotations
@@ -29,6 +33,16 @@ from vlarena.policies.candidates import Attention
 from vlarena.policies.map_planner import MapPlanner
 
 WIDTH = 32
+
+
+def check_view_space(space: gym.Space, key: str, types: int) -> int:
+    """K of the per-type view observation `key`: a (types, K) Box of the observation space."""
+    sub = getattr(space, "spaces", {}).get(key)
+    if not isinstance(sub, gym.spaces.Box) or len(sub.shape) != 2 or sub.shape[0] != types:
+        raise ValueError(f"policy.view_key names {key!r}, which must be a ({types}, K) Box of the observation space, one "
+                         f"row per object type of the map (such as ALFRED-v0's type_view); got {sub} "
+                         f"(keys: {sorted(getattr(space, 'spaces', {}))})")
+    return int(sub.shape[1])
 
 
 def check_map_space(space: gym.Space, key: str) -> tuple[int, int]:
@@ -45,7 +59,7 @@ def check_map_space(space: gym.Space, key: str) -> tuple[int, int]:
 
 class MapEncoder(nn.Module):
     def __init__(self, channels: int, size: int, lang_dim: int, out_dim: int, progress_dim: int = 0,
-                 plan_iterations: int = 0):
+                 plan_iterations: int = 0, view_dim: int = 0):
         super().__init__()
         self.size, self.channels, self.progress_dim = size, channels, progress_dim
         self.attend = Attention(lang_dim + progress_dim, lang_dim, lang_dim, lang_dim) if progress_dim else None
@@ -59,14 +73,20 @@ class MapEncoder(nn.Module):
         nn.init.zeros_(self.film.weight)
         nn.init.zeros_(self.film.bias)
         self.planner = MapPlanner(channels, lang_dim, out_dim, plan_iterations) if plan_iterations else None
+        if view_dim and self.planner is None:
+            raise ValueError("a per-type view observation is read through the planner's goal choice: it needs "
+                             "plan_iterations > 0")
+        self.view_dim = view_dim
+        self.view = nn.Linear(2 * view_dim, out_dim) if view_dim else None
 
     def forward(self, grid: torch.Tensor, instruction: torch.Tensor, tokens: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None, progress: torch.Tensor | None = None,
-                index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                index: torch.Tensor | None = None, view: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """grid (B, S, S, C), instruction (B, lang_dim) pooled -> ((B, out_dim), the planner's goal logits or None);
         with progress_dim also the instruction tokens (B, L, lang_dim), their mask (B, L) and progress
         (B, progress_dim); tokens and mask may hold M distinct instructions (M, L, ...) with `index` (B,)
-        (candidates.Attention)."""
+        (candidates.Attention); with view_dim the per-type view (B, C - 2, view_dim)."""
         if grid.dim() != 4 or tuple(grid.shape[1:]) != (self.size, self.size, self.channels):
             raise ValueError(f"the map observation must be (B, {self.size}, {self.size}, {self.channels}), got "
                              f"{tuple(grid.shape)}")
@@ -85,4 +105,11 @@ class MapEncoder(nn.Module):
         if self.planner is None:
             return out, None
         planned, goal_logits = self.planner(grid, instruction)
+        if self.view is not None:
+            if view is None or tuple(view.shape) != (*goal_logits.shape, self.view_dim):
+                raise ValueError(f"this map encoder reads a per-type view {(*goal_logits.shape, self.view_dim)}, got "
+                                 f"{None if view is None else tuple(view.shape)}")
+            view = view.to(goal_logits.dtype)
+            goal = torch.einsum("bt,btk->bk", torch.softmax(goal_logits, dim=-1), view)
+            planned = planned + self.view(torch.cat([goal, view.amax(dim=1)], dim=-1))
         return out + planned, goal_logits

@@ -111,10 +111,10 @@ def check_obs(obs: Mapping[str, Any], use_depth: bool) -> None:
 
 
 def flatten_time(obs: Mapping[str, Any], t: int, b: int, state_keys: Sequence[str] = (),
-                 map_keys: Sequence[str] = ()) -> dict[str, Any]:
+                 map_keys: Sequence[str] = (), view_keys: Sequence[str] = ()) -> dict[str, Any]:
     """(T, B, ...) tensors and nested instruction lists -> (T * B, ...) / flat lists; others as they are."""
     out: dict[str, Any] = {}
-    dims = {**TENSOR_DIMS, **{k: 2 for k in state_keys}, **{k: 4 for k in map_keys}}
+    dims = {**TENSOR_DIMS, **{k: 2 for k in state_keys}, **{k: 4 for k in map_keys}, **{k: 3 for k in view_keys}}
     for key, value in obs.items():
         if isinstance(value, torch.Tensor) and key in dims and value.dim() == dims[key] + 1:
             if tuple(value.shape[:2]) != (t, b):

@@ -28,7 +28,9 @@ A rollout must keep both keys for `evaluate_actions` (`policy.candidate_keys` na
 
 Map input: `policy.map_key` names a (S, S, C) Box observation, a top-down map around the agent (ALFRED-v0's
 `semantic_map`), read by map_encoder.MapEncoder (FiLM from the instruction) and added like the state inputs;
-`policy.progress_key` (ALFRED-v0's `progress`) makes that FiLM read the instruction words attended from it.
+`policy.progress_key` (ALFRED-v0's `progress`) makes that FiLM read the instruction words attended from it;
+`policy.view_key` (with the planner, `policy.map_plan`) names a (T, K) per-object-type observation (ALFRED-v0's
+`type_view`) read through the planner's goal softmax.
 
 State inputs: `policy.state_keys` names flat float Box observations (B, D_k), concatenated, projected by one
 linear layer and added to the fused features before the memory (R2R's `last_move`, a GPS+compass, a robot's
@@ -80,7 +82,7 @@ from vlarena.policies.diffusion_head import DiffusionPolicyHead
 from vlarena.policies.fusion import Fusion
 from vlarena.policies.heads import ValueHead, build_action_head
 from vlarena.policies.language import Instructions, LanguageEncoder, resolve_backbone
-from vlarena.policies.map_encoder import MapEncoder, check_map_space
+from vlarena.policies.map_encoder import MapEncoder, check_map_space, check_view_space
 from vlarena.policies.memory import build_memory
 from vlarena.policies.observations import (
     check_obs,
@@ -118,8 +120,10 @@ class VLAPolicy(nn.Module):
             size, channels = check_map_space(observation_space, config.map_key)
             progress = 0 if config.progress_key is None else check_state_space(
                 observation_space, [config.progress_key], "policy.progress_key")
+            view = 0 if config.view_key is None else check_view_space(observation_space, config.view_key,
+                                                                       channels - 2)
             self.map_encoder = MapEncoder(channels, size, self.language.out_dim, self.fusion.out_dim, progress,
-                                          config.map_plan)
+                                          config.map_plan, view)
         self.memory = build_memory(config.memory, self.fusion.out_dim)
         dim = self.memory.out_dim
         if config.memory.attend_instruction and self.candidate_spec is not None:
@@ -153,11 +157,15 @@ class VLAPolicy(nn.Module):
     @property
     def obs_keys(self) -> tuple[str, ...]:
         """Observation keys besides vision and instruction that a rollout must keep for `evaluate_actions`."""
-        return (*self.candidate_keys, *self._flat_keys, *self._map_keys)
+        return (*self.candidate_keys, *self._flat_keys, *self._map_keys, *self._view_keys)
 
     @property
     def _map_keys(self) -> tuple[str, ...]:
         return () if self.config.map_key is None else (self.config.map_key,)
+
+    @property
+    def _view_keys(self) -> tuple[str, ...]:
+        return () if self.config.view_key is None else (self.config.view_key,)
 
     @property
     def _flat_keys(self) -> tuple[str, ...]:
@@ -230,8 +238,14 @@ class VLAPolicy(nn.Module):
             if self.config.progress_key is not None:
                 progress = self._to_device(state_input(obs, [self.config.progress_key], self.map_encoder.progress_dim,
                                                        "policy.progress_key"))
+            view = None
+            if self.config.view_key is not None:
+                view = obs.get(self.config.view_key)
+                if not isinstance(view, torch.Tensor):
+                    raise ValueError(f"observation {self.config.view_key!r} (policy.view_key) is missing; keys "
+                                     f"{sorted(obs)}")
             mapped, goal_logits = self.map_encoder(self._to_device(grid), pooled.to(fused.dtype), tokens, mask,
-                                                   progress, index)
+                                                   progress, index, self._to_device(view))
             return fused + mapped, context, goal_logits
         return fused, context, None
 
@@ -286,7 +300,7 @@ class VLAPolicy(nn.Module):
         if not isinstance(masks, torch.Tensor) or masks.dim() != 2:
             raise ValueError(f"masks must be a tensor (T, B), got {getattr(masks, 'shape', type(masks).__name__)}")
         t, b = masks.shape
-        obs = flatten_time(obs, t, b, self._flat_keys, self._map_keys)
+        obs = flatten_time(obs, t, b, self._flat_keys, self._map_keys, self._view_keys)
         cands = self._candidates(obs)
         features, context, goal_logits = self._encode(obs)
         out, _ = self.memory.sequence(features.view(t, b, -1), self._to_device(state), self._to_device(masks))
