@@ -334,9 +334,7 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         slots = [steps[k][1] if on and k < len(steps) else -1 for steps, k, on in
                  zip((self._experts[e].steps for e in self.ep.tolist()), self.plan_step.tolist(),
                      self.on_plan.tolist(), strict=True)]
-        slot = torch.tensor(slots, dtype=torch.long, device=self.device)
-        types = torch.gather(self.world.otype, 1, slot.clamp(min=0)[:, None])[:, 0]
-        return torch.where(slot >= 0, types.long(), -1)
+        return self._types(torch.tensor(slots, dtype=torch.long, device=self.device)[:, None])[:, 0]
 
     def _observe(self) -> dict[str, Any]:
         self.look.update(self.world)
@@ -370,9 +368,8 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         """(B, NUM_TYPES, 9 + 7) household.type_view of the view, with the target each interaction would act on
         (the rule `step` applies, on the same frame)."""
         row = self.camera.centre_row(self.pose[:, 3])
-        slot = torch.stack([self.look.target(frame["instance"], frame["depth"], row,
-                                             self.world.allowed(torch.full_like(row, a)))
-                            for a in range(len(INTERACTIONS))], 1)  # (B, A)
+        slot = torch.stack([self.look.target(frame["instance"], frame["depth"], row, allowed)
+                            for allowed in self.world.affordances()], 1)  # (B, A)
         return type_view(self._types(instance.long()), self._types(slot), NUM_TYPES, WINDOW)
 
     def _types(self, slot: torch.Tensor) -> torch.Tensor:

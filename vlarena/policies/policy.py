@@ -231,19 +231,12 @@ class VLAPolicy(nn.Module):
             state = state_input(obs, self.config.state_keys, self.state_size)
             fused = fused + self.state_proj(self._to_device(state).to(fused.dtype))
         if self.map_encoder is not None:
-            grid = obs.get(self.config.map_key)
-            if not isinstance(grid, torch.Tensor):
-                raise ValueError(f"observation {self.config.map_key!r} (policy.map_key) is missing; keys {sorted(obs)}")
+            grid = _required(obs, self.config.map_key, "policy.map_key")
             progress = None
             if self.config.progress_key is not None:
                 progress = self._to_device(state_input(obs, [self.config.progress_key], self.map_encoder.progress_dim,
                                                        "policy.progress_key"))
-            view = None
-            if self.config.view_key is not None:
-                view = obs.get(self.config.view_key)
-                if not isinstance(view, torch.Tensor):
-                    raise ValueError(f"observation {self.config.view_key!r} (policy.view_key) is missing; keys "
-                                     f"{sorted(obs)}")
+            view = None if self.config.view_key is None else _required(obs, self.config.view_key, "policy.view_key")
             mapped, goal_logits = self.map_encoder(self._to_device(grid), pooled.to(fused.dtype), tokens, mask,
                                                    progress, index, self._to_device(view))
             return fused + mapped, context, goal_logits
@@ -356,3 +349,11 @@ class VLAPolicy(nn.Module):
         skip = () if meta.get("language_backbone_saved", True) else (LANGUAGE_BACKBONE_PREFIX,)
         load_state(policy, state, str(directory / WEIGHTS_NAME), skip_prefixes=skip)
         return policy.to(device) if device is not None else policy
+
+
+def _required(obs: Obs, key: str, option: str) -> torch.Tensor:
+    """obs[key], which `option` names, or a clear error when it is missing."""
+    value = obs.get(key)
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(f"observation {key!r} ({option}) is missing; keys {sorted(obs)}")
+    return value

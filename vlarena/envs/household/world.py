@@ -140,10 +140,14 @@ class HouseholdWorld:
         table = _AFFORD.to(otype.device)
         return table[otype.clamp(min=0), FLAGS.index(flag)] & (otype >= 0)
 
+    def affordances(self) -> torch.Tensor:
+        """(A, B, N) bool: objects of a kind that each of the A INTERACTIONS applies to (state aside)."""
+        return torch.stack([self.has(f, self.otype) for f in ACTION_AFFORDANCE], 0)
+
     def allowed(self, action: torch.Tensor) -> torch.Tensor:
         """(B, N) bool: objects of a kind that INTERACTIONS[action[b]] applies to (state aside)."""
-        table = torch.stack([self.has(f, self.otype) for f in ACTION_AFFORDANCE], 0)  # (A, B, N)
-        return table[action.clamp(0, len(INTERACTIONS) - 1), torch.arange(self.batch_size, device=action.device)]
+        return self.affordances()[action.clamp(0, len(INTERACTIONS) - 1),
+                                  torch.arange(self.batch_size, device=action.device)]
 
     def inside(self, receptacle: torch.Tensor) -> torch.Tensor:
         """(B, N) bool: objects in `receptacle` (B,) slots, directly or inside something in it."""
