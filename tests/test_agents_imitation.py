@@ -101,6 +101,24 @@ def test_unlabelled_states_run_the_student_and_stay_out_of_the_loss(tmp_path):
     assert math.isfinite(trainer.learn()["train/loss"])  # -1 never reaches the log-prob (it would raise)
 
 
+def test_expert_decides_runs_the_expert_where_the_student_proposes_one_of_its_actions_and_disagrees(tmp_path):
+    env = ScriptedEnv(lengths=[3, 4, 5, 6] * 4, good_action=3)  # the expert always says 3
+    policy = tiny_policy(env)
+    cfg = DAggerConfig(total_steps=128, num_steps=8, student_action="sample", expert_decides=[0, 1], **QUIET)
+    trainer = DAggerTrainer(policy, env, cfg, tmp_path)
+    trainer.setup()
+    trainer.collect(beta=0.0)
+    storage = trainer.storage
+    received, valid = torch.stack(env.received), storage.valid.bool()
+    assert bool((received[valid] >= 2).all())  # 0 and 1 (never the expert's 3) were overruled: 3 ran instead
+    assert bool((received[valid] == 2).any()) and bool((received[valid] == 3).any())  # 2 stays the student's
+    with pytest.raises(ValueError, match=r"agent.expert_decides must be a list of Discrete action ids"):
+        DAggerConfig(expert_decides=[-1])
+    with pytest.raises(ValueError, match=r"agent.expert_decides \[4\] names actions of a Discrete action space; "
+                                         r"the env's is Discrete\(4\)"):
+        DAggerTrainer(policy, env, DAggerConfig(expert_decides=[4], **QUIET), tmp_path)
+
+
 def expert_demos(policy, steps=40):
     """Fixed demonstrations: the expert on the 4 episodes from their starts (then autoreset), as one batch."""
     env = ObjectNavVectorEnv(num_envs=4, max_episode_steps=60, **OBJECTNAV)

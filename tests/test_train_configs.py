@@ -28,6 +28,7 @@ EXPECTED = {
     "babyai_dagger": ("BabyAI-GoToLocal", "dagger", "DAggerConfig", (56, 56), "val"),
     "alfred_bc": ("ALFRED", "bc", "BCConfig", (64, 64), "valid_unseen"),
     "alfred_dagger": ("ALFRED", "dagger", "DAggerConfig", (64, 64), "valid_unseen"),
+    "alfred_bc_dagger": ("ALFRED", "dagger", "DAggerConfig", (64, 64), "valid_unseen"),  # after a BC pretrain stage
 }
 
 

@@ -232,7 +232,9 @@ def run_train(cfg: TrainConfig, run_dir: str | Path) -> dict[str, Any]:
     env = make_env(cfg, cfg.train_split, cfg.num_envs, device, rank)
     demo_env = demo_replay_env(cfg, env, device, agent.seed) if cfg.demos else None
     if cfg.init_from:
-        policy = VLAPolicy.from_pretrained(cfg.init_from)
+        # the saved network on this run's spaces (e.g. an observation the env adds, such as an action mask)
+        policy = VLAPolicy.from_pretrained(cfg.init_from, observation_space=env.single_observation_space,
+                                           action_space=env.single_action_space)
     else:
         torch.manual_seed(cfg.agent.seed)  # every rank starts from the same weights
         policy = VLAPolicy(cfg.policy, env.single_observation_space, env.single_action_space)

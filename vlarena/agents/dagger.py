@@ -20,7 +20,10 @@ subgoal supervision of ALFRED's auxiliary losses, which behaviour cloning alone 
 
 Unlabelled states: an env whose expert has no answer for a state (a discrete `expert_action` of -1, as
 ALFRED-v0's after an interaction its plan did not ask for) gets the student's action there, and the step
-is left out of the loss and the accuracy.
+is left out of the loss and the accuracy. `expert_decides` (Discrete action ids) keeps the student from
+reaching such states: where it proposes one of those actions and the expert's label differs, the expert's
+action runs instead (the proposal is still scored and trained against the label). ALFRED-v0's interactions
+(6-12) make the world follow the plan, so every state keeps its label while the student drives the moves.
 
 beta = 1 is behaviour cloning with teacher forcing (bc.py); beta = 0 is pure student forcing
 (Anderson et al. 2018, R2R). This is online DAgger: each update learns from its own fresh rollout,
@@ -40,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import torch
 import torch.nn.functional as F
 
@@ -83,9 +87,14 @@ class DAggerConfig(ImitationConfig):
     beta_steps: int = 10  # ... over beta_steps iterations, then stays
     beta_every: int = 10  # updates per DAgger iteration k
     student_action: str = "sample"  # sample (R2R's student forcing) | argmax
+    expert_decides: tuple[int, ...] = ()  # Discrete actions the student runs only where the expert's label agrees
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.expert_decides = tuple(self.expert_decides)
+        if not all(isinstance(a, int) and not isinstance(a, bool) and a >= 0 for a in self.expert_decides):
+            raise ValueError(f"agent.expert_decides must be a list of Discrete action ids (ints >= 0), got "
+                             f"{list(self.expert_decides)!r}")
         for name in ("beta0", "beta_decay", "beta_final"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"agent.{name} must be in [0, 1], got {getattr(self, name)}")
@@ -116,6 +125,12 @@ class DAggerTrainer(Trainer):
         if config.goal_coef > 0 and getattr(getattr(policy, "map_encoder", None), "planner", None) is None:
             raise ValueError(f"agent.goal_coef ({config.goal_coef}) supervises the goal choice of the policy's map "
                              "planner: it needs policy.map_key and policy.map_plan > 0")
+        if config.expert_decides:
+            space = getattr(env, "single_action_space", None)
+            n = int(space.n) if isinstance(space, gym.spaces.Discrete) else None
+            if n is None or max(config.expert_decides) >= n:
+                raise ValueError(f"agent.expert_decides {list(config.expert_decides)} names actions of a Discrete action "
+                                 f"space; the env's is {space}")
         super().__init__(policy, env, config, run_dir)
         self.mix_generator = torch.Generator(device=self.device).manual_seed(config.seed + 1)
 
@@ -149,6 +164,9 @@ class DAggerTrainer(Trainer):
             expert = expert.to(student.dtype)
             known = labelled(expert)
             use_expert = self.expert_mask(beta) & known
+            if cfg.expert_decides:  # a proposal of one of these actions that the expert would not take: the expert's
+                decides = torch.isin(student, torch.tensor(cfg.expert_decides, device=student.device))
+                use_expert = use_expert | (known & decides & (student != expert))
             action = torch.where(use_expert.view(-1, *[1] * (student.dim() - 1)), expert, student)
             storage.insert(obs, masks, valid, action, expert_actions=expert, labels=goals)
             scored = valid * known.float()

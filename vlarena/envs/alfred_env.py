@@ -49,6 +49,10 @@ Type view (`type_view` = true): observation `type_view` (49, 9 + 7) float32 (hou
 type where its pixels are in a 3 x 3 grid of the view around the interaction window, and which of the 7
 interactions would act on an object of that type now; ground truth as well (a policy reads it with
 `policy.view_key`, through its planner's choice of object type).
+Action mask (`action_mask` = true): observation `action_mask` (13,) int8, 0 on each action that failed since the
+last action that worked. A failed action changes nothing, so in this deterministic world it would fail again;
+the mask tells the agent no more than it has seen, and a policy built on the space never repeats such an action
+(policies/action_mask.py). The expert never takes one.
 Autoreset: NEXT_STEP.
 Resetting an env rebuilds the per-env scene tensors of the batch (Python work per episode start).
 """
@@ -109,6 +113,7 @@ class AlfredEnvConfig:
     look_around: int = 0  # the expert's first actions: this many RotateLeft (4: a full turn, to see the room first)
     map_collisions: bool = False  # with semantic_map: a failed MoveAhead marks the cell ahead as a wall (FILM's)
     type_view: bool = False  # a `type_view` observation: where each object type is in view, what interactions hit
+    action_mask: bool = False  # an `action_mask` observation: 0 on the actions that failed since the last that worked
     seed: int = 0
     device: str = "cpu"
 
@@ -122,7 +127,7 @@ class AlfredEnvConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise ValueError(f"env.{name} must be a positive int, got {v!r}")
-        for name in ("segmentation", "map_collisions", "type_view"):
+        for name in ("segmentation", "map_collisions", "type_view", "action_mask"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"env.{name} must be true or false, got {getattr(self, name)!r}")
         m = self.semantic_map
@@ -167,7 +172,8 @@ class AlfredVectorEnv(EpisodicVectorEnv):
             **({"segmentation": gym.spaces.Box(0, 32767, (config.height, config.width, 2), np.int16)}
                if config.segmentation else {}),
             **({"type_view": gym.spaces.Box(0.0, 1.0, (NUM_TYPES, GRID * GRID + len(INTERACTIONS)), np.float32)}
-               if config.type_view else {})})
+               if config.type_view else {}),
+            **({"action_mask": gym.spaces.Box(0, 1, (len(ACTIONS),), np.int8)} if config.action_mask else {})})
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.single_action_space = gym.spaces.Discrete(len(ACTIONS))
         self.action_space = gym.spaces.MultiDiscrete(np.full(num_envs, len(ACTIONS)))
@@ -188,6 +194,7 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         self.satisfied = torch.zeros(b, dtype=torch.long, device=dev)
         self.last_action = torch.full((b,), -1, dtype=torch.long, device=dev)  # -1: none yet this episode
         self.last_failed = torch.zeros(b, dtype=torch.bool, device=dev)
+        self.failed_since = torch.zeros(b, len(ACTIONS), dtype=torch.bool, device=dev)  # since the last that worked
         self._pending_reset = torch.zeros(b, dtype=torch.bool, device=dev)
         self.world: HouseholdWorld | None = None
         self.semantic_map = SemanticMap(b, 1, 1, self.camera, dev) if config.semantic_map else None
@@ -254,6 +261,7 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         self.on_plan = self.on_plan | rows
         self.last_action = torch.where(rows, -1, self.last_action)
         self.last_failed = self.last_failed & ~rows
+        self.failed_since = self.failed_since & ~rows[:, None]
         self.satisfied = torch.where(rows, goal_conditions(self.world, self.goals)[0], self.satisfied)
         self._instructions = tuple(self._instruction(e) for e in eps)
 
@@ -294,6 +302,9 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         self.interactions += (inter & active & ok).long()
         self.last_action = torch.where(active, a.long(), self.last_action)
         self.last_failed = torch.where(active, failed, self.last_failed)
+        tried = torch.nn.functional.one_hot(a.long(), len(ACTIONS)).bool()
+        self.failed_since = torch.where((active & failed)[:, None], self.failed_since | tried,
+                                        self.failed_since & ~active[:, None])
         satisfied, total = goal_conditions(self.world, self.goals)
         stop = active & (a == 0)
         success_now = satisfied == total
@@ -357,6 +368,8 @@ class AlfredVectorEnv(EpisodicVectorEnv):
             obs["segmentation"] = self._segmentation(view["instance"])
         if self.config.type_view:
             obs["type_view"] = self._type_view(view["instance"], frame)
+        if self.config.action_mask:
+            obs["action_mask"] = (~self.failed_since).to(torch.int8)
         if self.semantic_map is not None:
             self.semantic_map.update(pose, view["depth"], view["semantic"], view["instance"], self.world.otype,
                                      self.look.scene_tensors.cell_size, self.renderer.config.max_depth)

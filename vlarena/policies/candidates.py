@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from vlarena.policies.action_mask import is_mask_space
 from vlarena.policies.config import CandidateConfig
 from vlarena.policies.heads import MASKED_LOGIT, CategoricalHead, _linear
 
@@ -62,10 +63,7 @@ def candidate_spec(observation_space: gym.Space, action_space: gym.Space) -> Can
     if not isinstance(cand, gym.spaces.Box) or len(cand.shape) != 2 or not np.issubdtype(cand.dtype, np.floating):
         raise ValueError(f"observation_space['candidates'] must be a float Box of shape (C, F), got {cand}")
     c = cand.shape[0]
-    mask_ok = (isinstance(mask, gym.spaces.MultiBinary) and tuple(np.atleast_1d(mask.n)) == (c,)) or (
-        isinstance(mask, gym.spaces.Box) and mask.shape == (c,)
-        and (np.issubdtype(mask.dtype, np.integer) or mask.dtype == np.bool_))
-    if not mask_ok:
+    if not is_mask_space(mask, c):
         raise ValueError(f"observation_space['candidate_mask'] must be a Box of shape ({c},) (as 'candidates' "
                          f"{cand.shape}) with an int or bool dtype, or MultiBinary({c}); got {mask}")
     if not (isinstance(action_space, gym.spaces.Discrete) and int(action_space.n) == 1 + c

@@ -10,7 +10,8 @@ Observation (a dict of torch tensors, batch B first):
 - optional `vision_tokens`: float (B, N, width), the output of `VLAPolicy.encode_vision`; when
   present, rgb/depth are not read (the feature cache of a frozen encoder);
 - `candidates` float (B, C, F) + `candidate_mask` (B, C): required when the observation space has
-  them (the candidate-action contract, candidates.py).
+  them (the candidate-action contract, candidates.py);
+- `action_mask` (B, n): required when the observation space has it (action_mask.py).
 Other keys are ignored. For `evaluate_actions`, tensors may be (T, B, ...) or (T * B, ...) (time
 major: row t * B + b) and the instruction strings T lists of B or one flat list of T * B.
 """
@@ -29,7 +30,7 @@ from vlarena.policies.vision import check_frame_size
 
 # the dims of one step's tensor of each key (batch included); (T, B, ...) has one more
 TENSOR_DIMS = {"rgb": 4, "depth": 4, "vision_tokens": 3, "instruction_ids": 2, "instruction_mask": 2,
-               "candidates": 3, "candidate_mask": 2}
+               "candidates": 3, "candidate_mask": 2, "action_mask": 2}
 
 
 def check_observation_space(space: gym.Space, vision: VisionConfig) -> None:

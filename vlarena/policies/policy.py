@@ -25,6 +25,8 @@ c - 1). The candidates are encoded per candidate and attended from the state (th
 heads see them), and action c >= 1 is allowed iff `candidate_mask[c - 1]` is nonzero: the others get
 probability exactly 0 in `act`, `evaluate_actions` and `action_log_prob` (log-prob about -1e9).
 A rollout must keep both keys for `evaluate_actions` (`policy.candidate_keys` names them).
+Action mask (action_mask.py): when the observation space has `action_mask` (n,) int/bool beside a Discrete(n)
+action space, the actions where it is 0 get probability 0 in the same three methods (`policy.obs_keys` has it).
 
 Map input: `policy.map_key` names a (S, S, C) Box observation, a top-down map around the agent (ALFRED-v0's
 `semantic_map`), read by map_encoder.MapEncoder (FiLM from the instruction) and added like the state inputs;
@@ -57,6 +59,7 @@ import gymnasium as gym
 import torch
 from torch import nn
 
+from vlarena.policies.action_mask import ACTION_MASK_KEY, action_mask_input, check_action_mask_space
 from vlarena.policies.candidates import (
     CANDIDATE_KEYS,
     Attention,
@@ -106,6 +109,7 @@ class VLAPolicy(nn.Module):
         config.language.backbone = resolve_backbone(config.language)
         check_observation_space(observation_space, config.vision)
         self.candidate_spec = candidate_spec(observation_space, action_space)
+        self.masks_actions = check_action_mask_space(observation_space, action_space)
         self.config = config
         self.observation_space = observation_space
         self.action_space = action_space
@@ -157,7 +161,8 @@ class VLAPolicy(nn.Module):
     @property
     def obs_keys(self) -> tuple[str, ...]:
         """Observation keys besides vision and instruction that a rollout must keep for `evaluate_actions`."""
-        return (*self.candidate_keys, *self._flat_keys, *self._map_keys, *self._view_keys)
+        mask = (ACTION_MASK_KEY,) if self.masks_actions else ()
+        return (*self.candidate_keys, *mask, *self._flat_keys, *self._map_keys, *self._view_keys)
 
     @property
     def _map_keys(self) -> tuple[str, ...]:
@@ -247,25 +252,32 @@ class VLAPolicy(nn.Module):
         return None if self.candidate_spec is None else candidate_inputs(obs, self.candidate_spec, self.device)
 
     def _heads_input(self, out: torch.Tensor, cands: tuple[torch.Tensor, torch.Tensor] | None,
-                     context: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(action-head features, value features, action mask or None) of the memory output (N, D)."""
+                     context: dict[str, torch.Tensor], allowed: torch.Tensor | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(action-head features, value features, action mask or None) of the memory output (N, D); `allowed`:
+        the observation's action mask (action_mask.py), combined with the candidates' validity."""
         if cands is None:
             if self.readout is not None:
                 out = out + self.readout(out[:, None], context["instruction"], context["instruction_mask"],
                                          context.get("instruction_index"))[:, 0]
-            return out, out, None
+            return out, out, allowed
         z, enc = self.candidates(out, *cands, **context)
         valid = cands[1]
         action_mask = torch.cat([valid.new_ones(valid.shape[0], 1), valid], dim=1)  # STOP is always allowed
+        if allowed is not None:
+            action_mask = action_mask & allowed
         features = torch.cat([z.unsqueeze(1), enc], dim=1) if isinstance(self.action_head, CandidateScoringHead) else z
         return features, z, action_mask
 
+    def _allowed(self, obs: Obs) -> torch.Tensor | None:
+        return action_mask_input(obs, int(self.action_space.n), self.device) if self.masks_actions else None
+
     def _step(self, obs: Obs, state: torch.Tensor, masks: torch.Tensor | None
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        cands = self._candidates(obs)  # checked before the encoders run
+        cands, allowed = self._candidates(obs), self._allowed(obs)  # checked before the encoders run
         features, context, _ = self._encode(obs)
         out, state = self.memory.step(features, self._to_device(state), self._to_device(masks))
-        return (*self._heads_input(out, cands, context), state)
+        return (*self._heads_input(out, cands, context, allowed), state)
 
     def act(self, obs: Obs, state: torch.Tensor, deterministic: bool = False,
             masks: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -294,10 +306,10 @@ class VLAPolicy(nn.Module):
             raise ValueError(f"masks must be a tensor (T, B), got {getattr(masks, 'shape', type(masks).__name__)}")
         t, b = masks.shape
         obs = flatten_time(obs, t, b, self._flat_keys, self._map_keys, self._view_keys)
-        cands = self._candidates(obs)
+        cands, allowed = self._candidates(obs), self._allowed(obs)
         features, context, goal_logits = self._encode(obs)
         out, _ = self.memory.sequence(features.view(t, b, -1), self._to_device(state), self._to_device(masks))
-        features, value_features, action_mask = self._heads_input(out.reshape(t * b, -1), cands, context)
+        features, value_features, action_mask = self._heads_input(out.reshape(t * b, -1), cands, context, allowed)
         log_prob, entropy = self.action_head.evaluate(features, self._to_device(actions), action_mask)
         if not return_features:
             return log_prob, entropy, self.value_head(value_features)
