@@ -119,3 +119,21 @@ def test_dagger_from_a_checkpoint_built_without_the_mask_reads_it(tmp_path, monk
         (tmp_path / "bc" / "checkpoints" / "step_32" / "config.json").read_text())["observation_space"])
     config = yaml.safe_load((tmp_path / "dagger" / "config.yaml").read_text())
     assert config["agent"]["expert_decides"] == [6, 7, 8, 9, 10, 11, 12]
+
+
+def test_sampled_evaluation_draws_the_same_actions_on_every_run(tmp_path):
+    """`vlarena eval ... deterministic=false` seeds the sampled actions with agent.seed: two runs in one process
+    (where the global generator would otherwise go on) write the same episodes; another seed gives other ones."""
+    from vlarena.cli import main
+
+    env = AlfredVectorEnv(num_envs=1, split="valid_unseen", num_episodes=2, action_mask=True)
+    torch.manual_seed(0)
+    VLAPolicy(tiny_config(vision={"image_size": 64, "patch_size": 16}), env.single_observation_space,
+              env.single_action_space).save_pretrained(tmp_path / "p")
+    runs = []
+    for k, seed in enumerate((0, 0, 1)):
+        assert main(["eval", "env=alfred", f"checkpoint={tmp_path / 'p'}", "split=valid_unseen", "num_envs=2",
+                     "env.kwargs.num_episodes=2", "env.kwargs.action_mask=true", "deterministic=false",
+                     f"agent.seed={seed}", "progress=false", f"out_dir={tmp_path / str(k)}"]) == 0
+        runs.append((tmp_path / str(k) / "episodes.jsonl").read_text())
+    assert runs[0] == runs[1] and runs[0] != runs[2]

@@ -90,6 +90,8 @@ def run_eval(cfg: EvalConfig, out_dir: str | Path) -> dict[str, Any]:
 
 
 def _policy_act(cfg: EvalConfig, env: Any) -> Any:
+    import torch
+
     from vlarena.agents.checkpoint import latest_checkpoint
     from vlarena.agents.policy_agent import PolicyAgent
     from vlarena.policies import VLAPolicy
@@ -108,6 +110,8 @@ def _policy_act(cfg: EvalConfig, env: Any) -> Any:
             raise ValueError(f"the policy in {path} was trained on observation {key!r} of shape {space.shape}, the env "
                              f"gives {getattr(live, 'shape', None)}: set the env kwargs it was trained with (e.g. "
                              f"env.kwargs.width=, env.kwargs.height=; see the run's config.yaml)")
+    if not cfg.deterministic:
+        torch.manual_seed(cfg.agent.seed)  # sampled actions: the same draws on every run (agent.seed, default 0)
     return PolicyAgent(policy, cfg.deterministic).act
 
 
