@@ -133,6 +133,7 @@ class DAggerTrainer(Trainer):
                                  f"space; the env's is {space}")
         super().__init__(policy, env, config, run_dir)
         self.mix_generator = torch.Generator(device=self.device).manual_seed(config.seed + 1)
+        self.expert_decides = torch.tensor(config.expert_decides, dtype=torch.long, device=self.device)
 
     def generators(self) -> dict[str, torch.Generator]:
         return {**super().generators(), "mixing": self.mix_generator}
@@ -165,7 +166,7 @@ class DAggerTrainer(Trainer):
             known = labelled(expert)
             use_expert = self.expert_mask(beta) & known
             if cfg.expert_decides:  # a proposal of one of these actions that the expert would not take: the expert's
-                decides = torch.isin(student, torch.tensor(cfg.expert_decides, device=student.device))
+                decides = torch.isin(student, self.expert_decides)
                 use_expert = use_expert | (known & decides & (student != expert))
             action = torch.where(use_expert.view(-1, *[1] * (student.dim() - 1)), expert, student)
             storage.insert(obs, masks, valid, action, expert_actions=expert, labels=goals)
