@@ -30,7 +30,10 @@ Expert (`info["expert_action"]`): household.recover.PlanExpert, the fewest actio
 the next interaction of the episode's plan (then STOP), wherever the agent has walked, as long as it has
 done the plan's interactions in order and no other interaction that changed the world; after such an
 interaction the expert has no answer (-1, and `info["expert_valid"]` False; DAgger leaves those steps out
-of its loss). Following it from the start takes as many steps as the recorded `plan.low_actions`.
+of its loss). Following it from the start takes as many steps as the recorded `plan.low_actions`. With `replan`
+= true the expert repairs the plan after such an interaction where it can (PlanExpert.replan: the same
+interaction on another object of the type takes that object's place, or else the interaction is undone next) and
+answers on; only where no repair reaches the goal does it give -1.
 `info["expert_target_type"]` (B,) int64: the ALFRED object type (objects.TYPE_INDEX, the `semantic_map`
 channel 2 + t) of the object of the plan's next interaction, the one the expert is heading for; -1 off the plan
 and once its interactions are done (the label of DAgger's `agent.goal_coef`).
@@ -114,6 +117,7 @@ class AlfredEnvConfig:
     map_collisions: bool = False  # with semantic_map: a failed MoveAhead marks the cell ahead as a wall (FILM's)
     type_view: bool = False  # a `type_view` observation: where each object type is in view, what interactions hit
     action_mask: bool = False  # an `action_mask` observation: 0 on the actions that failed since the last that worked
+    replan: bool = False  # the expert repairs its plan after an interaction it did not ask for (PlanExpert.replan)
     seed: int = 0
     device: str = "cpu"
 
@@ -127,7 +131,7 @@ class AlfredEnvConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise ValueError(f"env.{name} must be a positive int, got {v!r}")
-        for name in ("segmentation", "map_collisions", "type_view", "action_mask"):
+        for name in ("segmentation", "map_collisions", "type_view", "action_mask", "replan"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"env.{name} must be true or false, got {getattr(self, name)!r}")
         m = self.semantic_map
@@ -181,7 +185,9 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         self._moves = torch.tensor(STEP, device=self.device)  # (di, dj) of MoveAhead per heading
         self._horizons = torch.tensor(HORIZONS, device=self.device)
         self._scenes: dict[tuple[int, str], tuple[Any, torch.Tensor, torch.Tensor]] = {}  # (home, free, blocked)
-        self._experts: dict[int, PlanExpert] = {}
+        self._experts: dict[int, PlanExpert] = {}  # each episode's expert of its recorded plan
+        self._repaired: dict[tuple, PlanExpert] = {}  # (episode, steps): the experts of repaired plans
+        self._plan: list[PlanExpert | None] = [None] * num_envs  # each env's expert now (its episode's, or a repaired plan's)
         b, dev = num_envs, self.device
         self.ep = torch.zeros(b, dtype=torch.long, device=dev)
         self.pose = torch.zeros(b, 4, dtype=torch.long, device=dev)  # i, j, k, h
@@ -206,7 +212,7 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         home, free, blocked = self._scene(e)
         if e not in self._experts:
             self._experts[e] = PlanExpert(home, self.episodes[e]["plan"]["low_actions"], self.camera, free, blocked,
-                                          start=self._start_pose(e))
+                                          start=self._start_pose(e), goals=TaskGoals.from_specs([self.specs[e]]))
         return home
 
     def _start_pose(self, e: int) -> tuple[int, int, int, int]:
@@ -259,6 +265,8 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         self.steps, self.failures, self.plan_step, self.interactions = (
             torch.where(rows, zero, x) for x in (self.steps, self.failures, self.plan_step, self.interactions))
         self.on_plan = self.on_plan | rows
+        self._plan = [self._experts[e] if new else plan
+                      for e, new, plan in zip(eps, rows.tolist(), self._plan, strict=True)]
         self.last_action = torch.where(rows, -1, self.last_action)
         self.last_failed = self.last_failed & ~rows
         self.failed_since = self.failed_since & ~rows[:, None]
@@ -325,17 +333,25 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         return pose_tensor(i, j, k, self.look.scene_tensors.cell_size)
 
     def _follow_plan(self, changed: torch.Tensor, act: torch.Tensor, target: torch.Tensor) -> None:
-        """After interactions that changed the world: the plan's next one advances it, any other leaves it."""
+        """After interactions that changed the world: the plan's next one advances it; any other leaves it, or
+        with `replan` continues a repaired plan where one reaches the goal."""
         for b in torch.nonzero(changed).flatten().tolist():
-            e, k = int(self.ep[b]), int(self.plan_step[b])
-            if self.on_plan[b] and self._experts[e].expects(k, int(act[b]), int(target[b])):
-                self.plan_step[b] += 1
-            else:
-                self.on_plan[b] = False
+            expert, k, a, obj = self._plan[b], int(self.plan_step[b]), int(act[b]), int(target[b])
+            if not self.on_plan[b]:
+                continue
+            steps = None if expert.expects(k, a, obj) or not self.config.replan else expert.replan(k, a, obj)
+            if steps is not None:
+                key = (int(self.ep[b]), tuple(steps))
+                if key not in self._repaired:
+                    self._repaired[key] = expert.repaired(steps)
+                self._plan[b] = self._repaired[key]
+            on = expert.expects(k, a, obj) or steps is not None
+            self.plan_step[b] += int(on)
+            self.on_plan[b] = on
 
     def _expert(self) -> torch.Tensor:
-        out = [self._experts[e].action(tuple(pose), k) if on else -1 for e, pose, k, on in
-               zip(self.ep.tolist(), self.pose.tolist(), self.plan_step.tolist(), self.on_plan.tolist(), strict=True)]
+        out = [plan.action(tuple(pose), k) if on else -1 for plan, pose, k, on in
+               zip(self._plan, self.pose.tolist(), self.plan_step.tolist(), self.on_plan.tolist(), strict=True)]
         out = torch.tensor(out, dtype=torch.long, device=self.device)
         first = (self.steps < self.config.look_around) & self.on_plan & (self.plan_step == 0)
         return torch.where(first, torch.full_like(out, ACTIONS.index("RotateLeft")), out)
@@ -343,7 +359,7 @@ class AlfredVectorEnv(EpisodicVectorEnv):
     def _target_type(self) -> torch.Tensor:
         """(B,) the object type of the plan's next interaction's object (-1 off the plan or after its end)."""
         slots = [steps[k][1] if on and k < len(steps) else -1 for steps, k, on in
-                 zip((self._experts[e].steps for e in self.ep.tolist()), self.plan_step.tolist(),
+                 zip((plan.steps for plan in self._plan), self.plan_step.tolist(),
                      self.on_plan.tolist(), strict=True)]
         return self._types(torch.tensor(slots, dtype=torch.long, device=self.device)[:, None])[:, 0]
 
