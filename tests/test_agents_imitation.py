@@ -119,6 +119,43 @@ def test_expert_decides_runs_the_expert_where_the_student_proposes_one_of_its_ac
         DAggerTrainer(policy, env, DAggerConfig(expert_decides=[4], **QUIET), tmp_path)
 
 
+class EnvLabels(ScriptedEnv):
+    """The expert's label is the env's index mod 4 (several actions in one batch)."""
+
+    def _info(self, success):
+        info = super()._info(success)
+        info["expert_action"] = torch.arange(self.num_envs) % 4
+        return info
+
+
+def test_action_weights_weigh_each_labels_cross_entropy(tmp_path):
+    """agent.action_weights: the loss is torch's weighted cross-entropy (sum w[y] nll / sum w[y]) over the valid
+    labelled steps, one epoch and minibatch before the update."""
+    env = EnvLabels(lengths=[3, 4, 5, 6], good_action=3)
+    policy = tiny_policy(env)
+    biases = [p for name, p in policy.named_parameters() if name.endswith("bias") and p.shape == (4,)]
+    with torch.no_grad():  # a policy far from uniform, so the weights change the mean
+        biases[-1].copy_(torch.tensor([3.0, 0.0, -3.0, 1.0]))
+    weights = [0.5, 1.0, 3.0, 0.0]
+    trainer = DAggerTrainer(policy, env, DAggerConfig(total_steps=64, num_steps=8, action_weights=weights, **QUIET),
+                            tmp_path)
+    trainer.setup()
+    trainer.collect(beta=1.0)
+    batch = trainer.storage.batch()
+    with torch.no_grad():
+        log_prob, _, _ = policy.evaluate_actions(batch.obs, batch.expert_actions, batch.state0, batch.masks)
+    w = torch.tensor(weights)[batch.flat(batch.expert_actions).long()] * batch.flat(batch.valid)
+    expected = float((w * -log_prob).sum() / w.sum())
+    assert expected != pytest.approx(masked_mean(-log_prob, batch.flat(batch.valid)).item(), rel=1e-3)
+    assert trainer.learn()["train/loss"] == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match=r"agent.action_weights must be numbers >= 0, not all 0"):
+        DAggerConfig(action_weights=[0, 0])
+    with pytest.raises(ValueError, match=r"agent.action_weights has 3 weights; it needs one per action of a "
+                                         r"Discrete action space, and the env's is Discrete\(4\)"):
+        DAggerTrainer(policy, env, DAggerConfig(action_weights=[1, 1, 1], **QUIET), tmp_path)
+    assert BCConfig(action_weights=weights).as_dagger().action_weights == tuple(weights)
+
+
 def expert_demos(policy, steps=40):
     """Fixed demonstrations: the expert on the 4 episodes from their starts (then autoreset), as one batch."""
     env = ObjectNavVectorEnv(num_envs=4, max_episode_steps=60, **OBJECTNAV)

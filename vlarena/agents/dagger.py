@@ -47,7 +47,7 @@ import gymnasium as gym
 import torch
 import torch.nn.functional as F
 
-from vlarena.agents.rollout import masked_mean
+from vlarena.agents.rollout import masked_mean, weighted_mean
 from vlarena.agents.trainer import AgentConfig, Trainer
 
 BETA_SCHEDULES = ("exponential", "linear", "constant")
@@ -68,11 +68,19 @@ class ImitationConfig(AgentConfig):
     num_minibatches: int = 1  # groups of envs (whole sequences); at most num_envs
     ent_coef: float = 0.0
     goal_coef: float = 0.0  # weight of the map planner's goal cross-entropy against info[GOAL_LABEL]; 0: none
+    # one weight per Discrete action: each label's cross-entropy counts this much (torch's CrossEntropyLoss weight,
+    # a weighted mean); empty: all 1
+    action_weights: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _positive_int("epochs", self.epochs)
         _positive_int("num_minibatches", self.num_minibatches)
+        self.action_weights = tuple(self.action_weights)
+        if self.action_weights and (not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0
+                                            for w in self.action_weights) or not any(self.action_weights)):
+            raise ValueError(f"agent.action_weights must be numbers >= 0, not all 0, one per Discrete action; got "
+                             f"{list(self.action_weights)!r}")
         for name in ("ent_coef", "goal_coef"):
             if getattr(self, name) < 0:
                 raise ValueError(f"agent.{name} must be >= 0, got {getattr(self, name)}")
@@ -125,15 +133,19 @@ class DAggerTrainer(Trainer):
         if config.goal_coef > 0 and getattr(getattr(policy, "map_encoder", None), "planner", None) is None:
             raise ValueError(f"agent.goal_coef ({config.goal_coef}) supervises the goal choice of the policy's map "
                              "planner: it needs policy.map_key and policy.map_plan > 0")
-        if config.expert_decides:
-            space = getattr(env, "single_action_space", None)
-            n = int(space.n) if isinstance(space, gym.spaces.Discrete) else None
-            if n is None or max(config.expert_decides) >= n:
-                raise ValueError(f"agent.expert_decides {list(config.expert_decides)} names actions of a Discrete action "
-                                 f"space; the env's is {space}")
+        space = getattr(env, "single_action_space", None)
+        n = int(space.n) if isinstance(space, gym.spaces.Discrete) else None
+        if config.expert_decides and (n is None or max(config.expert_decides) >= n):
+            raise ValueError(f"agent.expert_decides {list(config.expert_decides)} names actions of a Discrete action "
+                             f"space; the env's is {space}")
+        if config.action_weights and len(config.action_weights) != n:
+            raise ValueError(f"agent.action_weights has {len(config.action_weights)} weights; it needs one per action "
+                             f"of a Discrete action space, and the env's is {space}")
         super().__init__(policy, env, config, run_dir)
         self.mix_generator = torch.Generator(device=self.device).manual_seed(config.seed + 1)
         self.expert_decides = torch.tensor(config.expert_decides, dtype=torch.long, device=self.device)
+        self.action_weights = (torch.tensor(config.action_weights, dtype=torch.float32, device=self.device)
+                               if config.action_weights else None)
 
     def generators(self) -> dict[str, torch.Generator]:
         return {**super().generators(), "mixing": self.mix_generator}
@@ -205,7 +217,8 @@ class DAggerTrainer(Trainer):
                     log_prob, entropy, _, *extras = policy.evaluate_actions(mb.obs, targets, mb.state0, mb.masks,
                                                                             return_features=goal)
                 valid = mb.flat(mb.valid) * known.float()
-                nll = masked_mean(-log_prob.float(), valid)
+                weight = valid if self.action_weights is None else valid * self.action_weights[targets.long()]
+                nll = weighted_mean(-log_prob.float(), weight)
                 ent = masked_mean(entropy.float(), valid)
                 loss = nll - cfg.ent_coef * ent
                 if goal:

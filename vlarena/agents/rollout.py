@@ -73,6 +73,12 @@ def masked_mean(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     return torch.where(keep, x, torch.zeros_like(x)).sum() / keep.sum().clamp(min=1)
 
 
+def weighted_mean(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """sum(weight * x) / sum(weight) over the entries of nonzero weight (0 when there are none); NaN-safe elsewhere."""
+    w = weight.reshape(x.shape).float()
+    return torch.where(w > 0, x * w, torch.zeros_like(x)).sum() / w.sum().clamp(min=1e-12)
+
+
 def explained_variance(values: torch.Tensor, returns: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """1 - Var[returns - values] / Var[returns] over the valid entries (NaN when Var[returns] is 0)."""
     v, r = values[valid.bool()], returns[valid.bool()]
