@@ -186,7 +186,6 @@ class AlfredVectorEnv(EpisodicVectorEnv):
         self._horizons = torch.tensor(HORIZONS, device=self.device)
         self._scenes: dict[tuple[int, str], tuple[Any, torch.Tensor, torch.Tensor]] = {}  # (home, free, blocked)
         self._experts: dict[int, PlanExpert] = {}  # each episode's expert of its recorded plan
-        self._repaired: dict[tuple, PlanExpert] = {}  # (episode, steps): the experts of repaired plans
         self._plan: list[PlanExpert | None] = [None] * num_envs  # each env's expert now (its episode's, or a repaired plan's)
         b, dev = num_envs, self.device
         self.ep = torch.zeros(b, dtype=torch.long, device=dev)
@@ -339,13 +338,11 @@ class AlfredVectorEnv(EpisodicVectorEnv):
             expert, k, a, obj = self._plan[b], int(self.plan_step[b]), int(act[b]), int(target[b])
             if not self.on_plan[b]:
                 continue
-            steps = None if expert.expects(k, a, obj) or not self.config.replan else expert.replan(k, a, obj)
-            if steps is not None:
-                key = (int(self.ep[b]), tuple(steps))
-                if key not in self._repaired:
-                    self._repaired[key] = expert.repaired(steps)
-                self._plan[b] = self._repaired[key]
-            on = expert.expects(k, a, obj) or steps is not None
+            expected = expert.expects(k, a, obj)
+            steps = None if expected or not self.config.replan else expert.replan(k, a, obj)
+            if steps is not None:  # this env's episode goes on with the repaired plan's expert (its own fields)
+                self._plan[b] = expert.repaired(steps)
+            on = expected or steps is not None
             self.plan_step[b] += int(on)
             self.on_plan[b] = on
 
