@@ -119,3 +119,20 @@ def test_eval_run_directories_name_the_checkpoint_and_never_collide():
         oracle = compose("eval", overrides=["agent=random"], return_hydra_config=True).hydra.run.dir
     assert policy.startswith("outputs/eval/R2R_val_unseen_checkpoint_") and "_random_" in oracle
     assert policy.rsplit("_", 1)[1] != oracle.rsplit("_", 1)[1]  # the time, down to the microsecond
+
+
+def test_modular_teacher_labels_alfred_training(tmp_path, monkeypatch, capsys):
+    """agent.teacher=modular: the modular agent labels every state of an ALFRED-v0 run; other envs are refused."""
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    args = ["train", "env=alfred", "agent=dagger", "agent.teacher=modular", "agent.beta0=0.5",
+            "agent.beta_schedule=constant", "agent.expert_decides=[6,7,8,9,10,11,12]", "agent.total_steps=64",
+            "agent.num_steps=16", "agent.progress=false", "num_envs=2", "policy=tiny", "env.kwargs.num_episodes=2",
+            "env.kwargs.semantic_map=31", "eval.enabled=false", f"run_dir={run}"]
+    assert main(args) == 0
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 64 and all(r["train/labelled"] == 1.0 for r in rows)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "agent=bc", "agent.teacher=modular", *TINY])
+    assert exit_info.value.code == 2
+    assert "it labels vlarena/ALFRED-v0 (env=alfred), not vlarena/ObjectNav-v0" in capsys.readouterr().err

@@ -120,11 +120,22 @@ class TrainConfig:
         config.check_env()
         return config
 
+    def teachers(self) -> set[str]:
+        """The `teacher` of each imitation stage (expert, modular)."""
+        return {a.teacher for a in (self.pretrain, self.agent) if hasattr(a, "teacher")}
+
     def check_env(self) -> None:
         """The env exists; adapter envs have seed-range splits covering train_split and eval.split."""
         import vlarena.envs
 
         env_id = vlarena.envs.check_task(self.env_name, adapters=True)
+        teachers = self.teachers()
+        if "modular" in teachers and teachers != {"modular"}:
+            raise ValueError("agent.teacher=modular labels every imitation stage's states: set pretrain.teacher=modular "
+                             "too, or train the stages as runs of their own (init_from=)")
+        if "modular" in teachers and env_id != "vlarena/ALFRED-v0":
+            raise ValueError(f"agent.teacher=modular is the modular ALFRED agent: it labels vlarena/ALFRED-v0 (env=alfred),"
+                             f" not {env_id}")
         if vlarena.envs.is_native(env_id):
             if self.env_split_seeds is not None:
                 raise ValueError(f"env.split_seeds is for adapter envs (seed-range splits); {env_id} has episode "
@@ -191,19 +202,30 @@ def weight_divergence(policy: torch.nn.Module) -> float:
     return float(diff)
 
 
-def make_env(cfg: TrainConfig, split: str, num_envs: int, device: str, rank: int = 0) -> Any:
+def make_env(cfg: TrainConfig, split: str, num_envs: int, device: str, rank: int = 0, **overrides: Any) -> Any:
     """The vector env of `split`: native (batched, on `device`) or gymnasium's SyncVectorEnv of the adapter env,
-    whose reset seeds are shifted to the split's seed range (and past the seeds of lower ranks)."""
+    whose reset seeds are shifted to the split's seed range (and past the seeds of lower ranks). `overrides`
+    replace env kwargs (native envs)."""
     import vlarena.envs
 
     env_id = vlarena.envs.check_task(cfg.env_name, adapters=True)
     if vlarena.envs.is_native(env_id):
-        return gym.make_vec(env_id, num_envs=num_envs, split=split, device=device, **cfg.env_kwargs)
+        return gym.make_vec(env_id, num_envs=num_envs, split=split, device=device, **{**cfg.env_kwargs, **overrides})
     assert cfg.env_split_seeds is not None  # check_env
     if rank >= MAX_RANKS:
         raise ValueError(f"adapter envs train on at most {MAX_RANKS} ranks (the seed-range check), got rank {rank}")
     env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync", **cfg.env_kwargs)
     return SeedOffset(env, cfg.env_split_seeds[split] + rank * num_envs)  # the trainer adds agent.seed + rank
+
+
+def make_training_env(cfg: TrainConfig, device: str, rank: int) -> Any:
+    """The training split's env; with `agent.teacher=modular` (every imitation stage; check_env), ALFRED-v0 with
+    its segmentation, labelled by the modular agent (agents.modular.teacher)."""
+    if "modular" not in cfg.teachers():
+        return make_env(cfg, cfg.train_split, cfg.num_envs, device, rank)
+    from vlarena.agents.modular.teacher import ModularTeacher
+
+    return ModularTeacher(make_env(cfg, cfg.train_split, cfg.num_envs, device, rank, segmentation=True))
 
 
 class SeedOffset(gym.vector.VectorWrapper):
@@ -229,7 +251,7 @@ def run_train(cfg: TrainConfig, run_dir: str | Path) -> dict[str, Any]:
     if device.startswith("cuda") and world > 1:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
     agent = dataclasses.replace(cfg.agent, seed=cfg.agent.seed + rank)
-    env = make_env(cfg, cfg.train_split, cfg.num_envs, device, rank)
+    env = make_training_env(cfg, device, rank)
     demo_env = demo_replay_env(cfg, env, device, agent.seed) if cfg.demos else None
     if cfg.init_from:
         # the saved network on this run's spaces (e.g. an observation the env adds, such as an action mask)

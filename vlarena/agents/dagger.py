@@ -52,6 +52,7 @@ from vlarena.agents.trainer import AgentConfig, Trainer
 
 BETA_SCHEDULES = ("exponential", "linear", "constant")
 STUDENT_ACTIONS = ("sample", "argmax")
+TEACHERS = ("expert", "modular")  # modular: agents.modular.teacher.ModularTeacher labels ALFRED-v0's states
 GOAL_LABEL = "expert_target_type"  # the env's info key that goal_coef supervises the map planner with
 
 
@@ -71,9 +72,12 @@ class ImitationConfig(AgentConfig):
     # one weight per Discrete action: each label's cross-entropy counts this much (torch's CrossEntropyLoss weight,
     # a weighted mean); empty: all 1
     action_weights: tuple[float, ...] = ()
+    teacher: str = "expert"  # who labels the states: the env's expert, or (ALFRED-v0) the modular agent
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.teacher not in TEACHERS:
+            raise ValueError(f"agent.teacher must be one of {list(TEACHERS)}, got {self.teacher!r}")
         _positive_int("epochs", self.epochs)
         _positive_int("num_minibatches", self.num_minibatches)
         self.action_weights = tuple(self.action_weights)

@@ -59,6 +59,17 @@ class ModularAgent:
             out.append(self.executors[e].act(cells, here, h, seg[e], depth[e], bool(failed[e]) and not new[e]))
         return torch.tensor(out, dtype=torch.long)
 
+    def executed(self, actions: torch.Tensor) -> None:
+        """The actions the env ran after the last `act` (B,), where someone else may have chosen them (a DAgger
+        student): each executor learns from what ran, not from what it chose."""
+        for ex, a in zip(self.executors, actions.tolist(), strict=True):
+            if ex is not None:
+                ex.executed(int(a))
+
+    def headings(self) -> torch.Tensor:
+        """(B,) int64: the object type each env's last action heads for or acts on (-1: none, or several)."""
+        return torch.tensor([-1 if ex is None else ex.heading for ex in self.executors], dtype=torch.long)
+
 
 def true_parser(env: Any) -> Callable[[str], TaskSpec]:
     """The episodes' own tasks looked up by instruction (an upper bound for a learned parser: FILM's

@@ -112,16 +112,31 @@ class Executor:
         self._last: tuple[int, tuple[int, int, int], int] | None = None  # (action, pose, instance)
         self._searching = False  # the last action opened something to look inside
         self.margin = False  # plan a cell away from objects (_with_margin)
+        self.heading = -1  # the object type the last action heads for or acts on (-1: none, or several)
 
     def act(self, cells: torch.Tensor, pose: tuple[int, int, int], h: int, segmentation: torch.Tensor,
             depth: torch.Tensor, failed: bool) -> int:
         self._learn(failed)
-        self._frame = (segmentation, depth)
+        self._frame, self._h = (segmentation, depth), h
+        self.heading = -1
         a = self._choose(cells, pose, h)
         if a < FIRST_INTERACTION:
             self._last = (a, pose, -1)
         self.t += 1
         return a
+
+    def executed(self, action: int) -> None:
+        """The env ran `action` instead of the one `act` returned (a student driving, as in DAgger): a move,
+        turn or look is remembered as this pose's action (a failed MoveAhead then marks its cell); an interaction
+        it did not choose is forgotten (the world may have changed in a way the steps do not know), and an
+        interaction it chose that did not run may be tried again at this pose and horizon."""
+        if self._last is None or action == self._last[0]:
+            return
+        mine, pose, _ = self._last
+        if mine >= FIRST_INTERACTION:
+            self.tried.get(pose, set()).discard(self._h)
+            self._searching = False
+        self._last = (action, pose, -1) if action < FIRST_INTERACTION else None
 
     def _learn(self, failed: bool) -> None:
         if self._last is None:
@@ -170,6 +185,7 @@ class Executor:
         while self.s < len(self.steps):
             step = self.steps[self.s]
             t, inst = window_pick(*self._frame, step.action)
+            self.heading = next(iter(step.types)) if len(step.types) == 1 else -1
             if t in step.types and self._may_take(step, inst):
                 if step.action == OPEN and inst in self.opened:
                     self._next_step()
@@ -183,6 +199,7 @@ class Executor:
                 self.seen_used.append(pose)
             action = self._with_margin(self._go, cells, pose, h, step.types, self.seen_used)
             if action is None:
+                self.heading = -1
                 action = self._with_margin(self._explore, cells, pose)
             if action is None:  # look over the surfaces things lie on, closer than exploring saw them
                 action = self._go(cells, pose, h, SURFACES, self.scanned)
