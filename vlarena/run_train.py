@@ -134,8 +134,11 @@ class TrainConfig:
             raise ValueError("agent.teacher=modular labels every imitation stage's states: set pretrain.teacher=modular "
                              "too, or train the stages as runs of their own (init_from=)")
         if "modular" in teachers and env_id != "vlarena/ALFRED-v0":
-            raise ValueError(f"agent.teacher=modular is the modular ALFRED agent: it labels vlarena/ALFRED-v0 (env=alfred),"
-                             f" not {env_id}")
+            raise ValueError(f"agent.teacher=modular is the modular ALFRED agent: it labels vlarena/ALFRED-v0 "
+                             f"(env=alfred), not {env_id}")
+        if "modular" in teachers and self.demos:
+            raise ValueError("demos= replays the recorded expert's actions, and agent.teacher=modular labels the live "
+                             "env: remove one of them")
         if vlarena.envs.is_native(env_id):
             if self.env_split_seeds is not None:
                 raise ValueError(f"env.split_seeds is for adapter envs (seed-range splits); {env_id} has episode "
