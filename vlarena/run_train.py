@@ -130,15 +130,16 @@ class TrainConfig:
 
         env_id = vlarena.envs.check_task(self.env_name, adapters=True)
         teachers = self.teachers()
-        if "modular" in teachers and teachers != {"modular"}:
-            raise ValueError("agent.teacher=modular labels every imitation stage's states: set pretrain.teacher=modular "
-                             "too, or train the stages as runs of their own (init_from=)")
-        if "modular" in teachers and env_id != "vlarena/ALFRED-v0":
-            raise ValueError(f"agent.teacher=modular is the modular ALFRED agent: it labels vlarena/ALFRED-v0 "
-                             f"(env=alfred), not {env_id}")
-        if "modular" in teachers and self.demos:
-            raise ValueError("demos= replays the recorded expert's actions, and agent.teacher=modular labels the live "
-                             "env: remove one of them")
+        if "modular" in teachers:
+            if teachers != {"modular"}:
+                raise ValueError("agent.teacher=modular labels every imitation stage's states: set "
+                                 "pretrain.teacher=modular too, or train the stages as runs of their own (init_from=)")
+            if env_id != "vlarena/ALFRED-v0":
+                raise ValueError(f"agent.teacher=modular is the modular ALFRED agent: it labels vlarena/ALFRED-v0 "
+                                 f"(env=alfred), not {env_id}")
+            if self.demos:
+                raise ValueError("demos= replays the recorded expert's actions, and agent.teacher=modular labels the "
+                                 "live env: remove one of them")
         if vlarena.envs.is_native(env_id):
             if self.env_split_seeds is not None:
                 raise ValueError(f"env.split_seeds is for adapter envs (seed-range splits); {env_id} has episode "
