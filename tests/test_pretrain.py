@@ -58,6 +58,19 @@ def test_caption_set_is_seeded_and_matches_the_frames(dataset):
     assert len(set(a.captions)) > 1
 
 
+def test_caption_set_of_single_views_of_a_given_width(dataset):
+    # ObjectNav's camera: one 90-degree view; every column then looks "ahead"
+    assert column_directions(1, 4, hfov_deg=90.0).tolist() == [0, 0, 0, 0]
+    assert column_directions(2, 4, hfov_deg=60.0).tolist() == [1, 1, 1, 1, 2, 2, 2, 2]
+    one = render_caption_set("val_unseen", R2RDataConfig(**dataset), num_frames=12, views=1, width=16, height=16,
+                             seed=3, hfov_deg=90.0)
+    assert one.rgb.shape == (12, 16, 16, 3)
+    assert not any(w in c for c in one.captions for w in ("on the left", "on the right", "behind"))
+    assert any(c.endswith(" ahead") for c in one.captions)
+    with pytest.raises(ValueError, match="hfov_deg"):
+        render_caption_set("val_unseen", R2RDataConfig(**dataset), num_frames=4, views=1, width=16, height=16)
+
+
 def test_augment_keeps_shape_and_range_and_differs_per_call():
     x = torch.rand(4, 3, 16, 64) * 2 - 1
     g = torch.Generator().manual_seed(0)

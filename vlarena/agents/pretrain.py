@@ -52,6 +52,7 @@ class PretrainConfig:
     views: int = 4
     width: int = 32
     height: int = 32
+    hfov_deg: float | None = None  # of one view; None: 360 / views (R2R's panorama)
     dataset: dict[str, Any] = field(default_factory=dict)  # R2RDataConfig fields
     epochs: int = 10
     batch_size: int = 128
@@ -85,7 +86,7 @@ class PretrainConfig:
 
     def data(self, split: str, num: int, seed: int) -> CaptionSet:
         return render_caption_set(split, R2RDataConfig(**self.dataset), num, self.views, self.width, self.height,
-                                  seed, device=self.device)
+                                  seed, device=self.device, hfov_deg=self.hfov_deg)
 
 
 def _batches(data: CaptionSet, vision: VisionEncoder, idx: torch.Tensor, size: int, device: torch.device):

@@ -1,7 +1,8 @@
 """(frame, caption) pairs from the simulator, for image-text pretraining (CLIP) and retrieval tests.
 
 Frames are the panoramas `vlarena/R2R-v0` shows (K views stitched left to right, centred on the
-heading), taken at the navigation-graph viewpoints of one R2R split's scenes with a random heading.
+heading; with `hfov_deg` each view that wide instead of 360 / K, e.g. one 90-degree view as
+`vlarena/ObjectNav-v0` shows), taken at the navigation-graph viewpoints of one R2R split's scenes with a random heading.
 The caption is written from the ground truth of what is in view, from the renderer's instance map:
 the room type of the viewpoint, then for each direction (ahead: within 45 degrees of the heading; on
 the left / right: 45 to 135 degrees; behind) the largest objects seen there (at most `per_direction`,
@@ -42,13 +43,14 @@ class CaptionSet:
         return len(self.captions)
 
 
-def column_directions(views: int, width: int) -> np.ndarray:
-    """Direction index (into DIRECTIONS) of each column of a K-view panorama, (K * W,)."""
-    hfov = 2 * math.pi / views
-    half = math.tan(hfov / 2)
+def column_directions(views: int, width: int, hfov_deg: float | None = None) -> np.ndarray:
+    """Direction index (into DIRECTIONS) of each column of K views 360 / K apart, each `hfov_deg` wide
+    (None: 360 / K, a panorama), (K * W,)."""
+    step = 2 * math.pi / views
+    half = math.tan((step if hfov_deg is None else math.radians(hfov_deg)) / 2)
     out = np.empty(views * width, dtype=np.int64)
     for i in range(views):
-        centre = (views / 2 - 0.5 - i) * hfov  # counter-clockwise (left) positive
+        centre = (views / 2 - 0.5 - i) * step  # counter-clockwise (left) positive
         for c in range(width):
             a = centre + math.atan((width / 2 - 0.5 - c) / (width / 2) * half)
             a = (a + math.pi) % (2 * math.pi) - math.pi
@@ -92,18 +94,19 @@ def caption_panorama(scene: Scene, room_type: str, instance: np.ndarray, directi
 
 def render_caption_set(split: str, dataset: R2RDataConfig | None = None, num_frames: int = 1000, views: int = 4,
                        width: int = 32, height: int = 32, seed: int = 0, batch: int = 256,
-                       device: str = "cpu") -> CaptionSet:
-    """`num_frames` panoramas of `split`'s scenes at random viewpoints and headings, with their captions."""
+                       device: str = "cpu", hfov_deg: float | None = None) -> CaptionSet:
+    """`num_frames` panoramas of `split`'s scenes at random viewpoints and headings, with their captions;
+    each view `hfov_deg` wide (None: 360 / views)."""
     if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames <= 0:
         raise ValueError(f"num_frames must be a positive int, got {num_frames!r}")
+    render = R2RGraphConfig(views=views, width=width, height=height).render_config(hfov_deg)
     data = load_split(split, dataset or R2RDataConfig())
-    cfg = R2RGraphConfig(views=views, width=width, height=height)
-    renderer = Renderer(SceneTensors.from_scenes(data.scenes, device=device), cfg.render_config())
+    renderer = Renderer(SceneTensors.from_scenes(data.scenes, device=device), render)
     rng = np.random.default_rng(seed)
     scene_idx = rng.integers(0, len(data.scenes), num_frames)
     vps = np.array([rng.integers(0, len(data.graphs[s])) for s in scene_idx])
     headings = rng.uniform(-math.pi, math.pi, num_frames)
-    directions = column_directions(views, width)
+    directions = column_directions(views, width, hfov_deg)
     rgb = torch.empty(num_frames, height, views * width, 3, dtype=torch.uint8)
     captions: list[str] = []
     for start in range(0, num_frames, batch):

@@ -83,8 +83,9 @@ class R2RGraphConfig:
         if self.autoreset_mode not in AUTORESET_MODES:
             raise ValueError(f"env.autoreset_mode must be one of {sorted(AUTORESET_MODES)}, got {self.autoreset_mode!r}")
 
-    def render_config(self) -> RenderConfig:
-        return RenderConfig(width=self.width, height=self.height, hfov_deg=360.0 / self.views,
+    def render_config(self, hfov_deg: float | None = None) -> RenderConfig:
+        """Each view `hfov_deg` wide (None: 360 / views, a panorama)."""
+        return RenderConfig(width=self.width, height=self.height, hfov_deg=360.0 / self.views if hfov_deg is None else hfov_deg,
                             camera_height=self.camera_height, max_depth=self.max_depth, compile=self.compile)
 
 
