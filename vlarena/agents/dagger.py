@@ -54,6 +54,7 @@ BETA_SCHEDULES = ("exponential", "linear", "constant")
 STUDENT_ACTIONS = ("sample", "argmax")
 TEACHERS = ("expert", "modular")  # modular: agents.modular.teacher.ModularTeacher labels ALFRED-v0's states
 GOAL_LABEL = "expert_target_type"  # the env's info key that goal_coef supervises the map planner with
+LANDMARK_LABELS = {"landmark_near": "candidate_landmarks", "landmark_named": "instruction_landmarks"}  # (R2R-v0's)
 
 
 def _positive_int(name: str, value: Any) -> None:
@@ -69,6 +70,7 @@ class ImitationConfig(AgentConfig):
     num_minibatches: int = 1  # groups of envs (whole sequences); at most num_envs
     ent_coef: float = 0.0
     goal_coef: float = 0.0  # weight of the map planner's goal cross-entropy against info[GOAL_LABEL]; 0: none
+    landmark_coef: float = 0.0  # weight of the landmark heads' losses (policy.candidates.landmarks); 0: none
     # one weight per Discrete action: each label's cross-entropy counts this much (torch's CrossEntropyLoss weight,
     # a weighted mean); empty: all 1
     action_weights: tuple[float, ...] = ()
@@ -85,7 +87,7 @@ class ImitationConfig(AgentConfig):
                                             for w in self.action_weights) or not any(self.action_weights)):
             raise ValueError(f"agent.action_weights must be numbers >= 0, not all 0, one per Discrete action; got "
                              f"{list(self.action_weights)!r}")
-        for name in ("ent_coef", "goal_coef"):
+        for name in ("ent_coef", "goal_coef", "landmark_coef"):
             if getattr(self, name) < 0:
                 raise ValueError(f"agent.{name} must be >= 0, got {getattr(self, name)}")
 
@@ -137,6 +139,9 @@ class DAggerTrainer(Trainer):
         if config.goal_coef > 0 and getattr(getattr(policy, "map_encoder", None), "planner", None) is None:
             raise ValueError(f"agent.goal_coef ({config.goal_coef}) supervises the goal choice of the policy's map "
                              "planner: it needs policy.map_key and policy.map_plan > 0")
+        if config.landmark_coef > 0 and getattr(policy, "landmarks", None) is None:
+            raise ValueError(f"agent.landmark_coef ({config.landmark_coef}) trains the policy's landmark heads: it needs "
+                             "policy.candidates.landmarks > 0 (R2R-v0: 32, with env.kwargs.landmark_labels=true)")
         space = getattr(env, "single_action_space", None)
         n = int(space.n) if isinstance(space, gym.spaces.Discrete) else None
         if config.expert_decides and (n is None or max(config.expert_decides) >= n):
@@ -175,6 +180,12 @@ class DAggerTrainer(Trainer):
                     raise ValueError(f"agent.goal_coef needs info[{GOAL_LABEL!r}] from the env (ALFRED-v0 gives it); "
                                      f"info holds {sorted(run.info)}")
                 goals = {"goal_type": run.info[GOAL_LABEL]}
+            if cfg.landmark_coef > 0:
+                missing = [k for k in LANDMARK_LABELS.values() if k not in run.info]
+                if missing:
+                    raise ValueError(f"agent.landmark_coef needs info{missing} from the env (R2R-v0 gives them with "
+                                     f"env.kwargs.landmark_labels=true); info holds {sorted(run.info)}")
+                goals = {**(goals or {}), **{k: run.info[v] for k, v in LANDMARK_LABELS.items()}}
             with torch.no_grad(), self.autocast():
                 student, _, _, state = policy.act(obs, run.state, deterministic=cfg.student_action == "argmax",
                                                   masks=masks)
@@ -208,8 +219,9 @@ class DAggerTrainer(Trainer):
     def learn(self) -> dict[str, float]:
         cfg, storage, policy = self.config, self.storage, self.policy
         assert storage is not None
-        goal = cfg.goal_coef > 0
-        names = ("loss", "expert_prob", "entropy", "grad_norm", *(("goal_loss", "goal_accuracy") if goal else ()))
+        goal, landmark = cfg.goal_coef > 0, cfg.landmark_coef > 0
+        names = ("loss", "expert_prob", "entropy", "grad_norm", *(("goal_loss", "goal_accuracy") if goal else ()),
+                 *(("landmark_loss",) if landmark else ()))
         stats: dict[str, list[torch.Tensor]] = {name: [] for name in names}
         for _ in range(cfg.epochs):
             for mb in storage.minibatches(cfg.num_minibatches, self.generator):
@@ -219,7 +231,7 @@ class DAggerTrainer(Trainer):
                                       mb.expert_actions.reshape(known.shape[0], *mb.expert_actions.shape[2:]), 0)
                 with self.autocast():
                     log_prob, entropy, _, *extras = policy.evaluate_actions(mb.obs, targets, mb.state0, mb.masks,
-                                                                            return_features=goal)
+                                                                            return_features=goal or landmark)
                 valid = mb.flat(mb.valid) * known.float()
                 weight = valid if self.action_weights is None else valid * self.action_weights[targets.long()]
                 nll = weighted_mean(-log_prob.float(), weight)
@@ -231,6 +243,10 @@ class DAggerTrainer(Trainer):
                     loss = loss + cfg.goal_coef * goal_loss
                     stats["goal_loss"].append(goal_loss.detach())
                     stats["goal_accuracy"].append(goal_accuracy)
+                if landmark:
+                    landmark_loss = landmark_bce(extras[0], mb.labels, mb.valid, mb.obs["candidate_mask"])
+                    loss = loss + cfg.landmark_coef * landmark_loss
+                    stats["landmark_loss"].append(landmark_loss.detach())
                 grad_norm = self.optimizer_step(loss)
                 stats["loss"].append(nll.detach())
                 stats["expert_prob"].append(masked_mean(log_prob.detach().float().exp(), valid))
@@ -251,6 +267,18 @@ def goal_cross_entropy(logits: torch.Tensor, goal: torch.Tensor,
     keep = valid.flatten() * (goal >= 0).float()
     ce = F.cross_entropy(logits, goal.clamp(min=0), reduction="none")
     return masked_mean(ce, keep), masked_mean((logits.argmax(-1) == goal).float(), keep).detach()
+
+
+def landmark_bce(extras: dict[str, torch.Tensor], labels: dict[str, torch.Tensor], valid: torch.Tensor,
+                 candidate_mask: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of the landmark heads (policies/landmarks.py) against the env's labels, over the valid
+    steps (T, B) and, for the objects near each candidate (T, B, C, K), over its real candidates (T, B, C): the sum
+    of the two means."""
+    near, named = extras["landmark_near"].float(), extras["landmark_named"].float()
+    near_loss = F.binary_cross_entropy_with_logits(near, labels["landmark_near"].to(near.dtype), reduction="none")
+    named_loss = F.binary_cross_entropy_with_logits(named, labels["landmark_named"].to(named.dtype), reduction="none")
+    keep = valid.to(near.device)[..., None] * (candidate_mask.to(near.device) != 0).float()
+    return masked_mean(near_loss.mean(-1), keep) + masked_mean(named_loss.mean(-1), valid.to(near.device))
 
 
 def labelled(expert: torch.Tensor) -> torch.Tensor:

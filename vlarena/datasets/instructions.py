@@ -50,6 +50,16 @@ ROOM_WORDS: dict[str, tuple[str, ...]] = {t: (readable(t),) for t in ROOM_TYPES}
 OBJECT_WORDS: dict[str, tuple[str, ...]] = {c: (readable(c),) for c in CATEGORY_NAMES} | {
     "sofa": ("sofa", "couch"), "tv": ("tv", "television"), "fridge": ("fridge", "refrigerator"),
     "trash_can": ("trash can", "bin"), "bookshelf": ("bookshelf", "bookcase"), "plant": ("plant", "potted plant")}
+_NAMED = tuple(re.compile(r"\b(" + "|".join(re.escape(w) for w in OBJECT_WORDS[c]) + r")\b") for c in CATEGORY_NAMES)
+
+
+def named_categories(text: str) -> list[float]:
+    """1.0 for each category of `CATEGORY_NAMES` that `text` names by one of its `OBJECT_WORDS` (whole words, any
+    case), else 0.0."""
+    text = text.lower()
+    return [1.0 if p.search(text) else 0.0 for p in _NAMED]
+
+
 TURN_WORDS: dict[str, tuple[str, ...]] = {
     "left": ("turn left", "make a left", "hang a left", "take a left", "go left", "turn to the left"),
     "right": ("turn right", "make a right", "hang a right", "take a right", "go right", "turn to the right"),

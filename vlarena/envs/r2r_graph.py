@@ -19,6 +19,10 @@ Observation (Dict):
   `objects` (K,) float32, the object categories (`catalog.CATEGORY_NAMES`) within 1.5 m of the viewpoint in its
   room (the landmarks an instruction may name there), and `candidates` gets the same of each candidate's
   viewpoint after any room one-hot: (C, 3 [+ R + 1] + K).
+- With `landmark_labels=True`, labels for a policy's landmark heads (policies/landmarks.py), in `info`, not in
+  the observation: `candidate_landmarks` (B, C, K) float, the categories within 1.5 m of each candidate's
+  viewpoint (as `objects`), and `instruction_landmarks` (B, K) float, the categories the instruction names (any
+  of the generator's words for it, `instructions.OBJECT_WORDS`, as a whole word).
 
 Action: Discrete(1 + C): 0 STOP, c >= 1 moves to candidate c - 1 and turns the agent to face
 the direction it moved (R2R's panoramic action). Choosing a padded (masked) candidate leaves the
@@ -43,6 +47,7 @@ import torch.nn.functional as F
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
+from vlarena.datasets.instructions import named_categories
 from vlarena.datasets.navgraph_build import MAX_EDGE
 from vlarena.envs.episodic import EpisodicVectorEnv
 from vlarena.envs.nav_env import AUTORESET_MODES, INSTRUCTION_CHARSET, INSTRUCTION_MAX_LENGTH
@@ -72,6 +77,7 @@ class R2RGraphConfig:
     expert: bool = True
     room_features: bool = False  # privileged room-type inputs (module doc)
     object_features: bool = False  # privileged nearby-object inputs (module doc)
+    landmark_labels: bool = False  # training labels in info: objects near each candidate, objects named (module doc)
 
     def __post_init__(self) -> None:
         if isinstance(self.dataset, dict):
@@ -120,7 +126,8 @@ class R2RGraphVectorEnv(EpisodicVectorEnv):
         self.device = torch.device(config.device)
         self.metadata = {**type(self).metadata, "autoreset_mode": AUTORESET_MODES[config.autoreset_mode]}
         self.data = load_split(config.split, config.dataset)
-        self.tables = GraphTables(self.data, config.max_candidates, self.device, config.object_features)
+        self.tables = GraphTables(self.data, config.max_candidates, self.device,
+                                  config.object_features or config.landmark_labels)
         self.scene_tensors = SceneTensors.from_scenes(self.data.scenes, device=self.device)
         self.renderer = Renderer(self.scene_tensors, config.render_config())
         k, h, w, c = config.views, config.height, config.width, config.max_candidates
@@ -151,6 +158,7 @@ class R2RGraphVectorEnv(EpisodicVectorEnv):
         self.trajectory = torch.zeros(b, config.max_episode_steps + 1, dtype=torch.long, device=dev)
         self._pending_reset = torch.zeros(b, dtype=torch.bool, device=dev)
         self._instructions: tuple[str, ...] = ()
+        self._named = torch.zeros(b, OBJECT_CLASSES if config.landmark_labels else 0, device=dev)
 
     # ---- gymnasium API -----------------------------------------------------------------------
     @property
@@ -215,6 +223,10 @@ class R2RGraphVectorEnv(EpisodicVectorEnv):
         self.path_length = torch.where(rows, torch.zeros_like(self.path_length), self.path_length)
         self.trajectory = torch.where(rows[:, None], self.vp[:, None], self.trajectory)
         self._instructions = tuple(self.data.instructions[e] for e in self.ep.tolist())
+        if self.config.landmark_labels:
+            started = torch.nonzero(rows).flatten().tolist()
+            self._named[started] = torch.tensor([named_categories(self._instructions[r]) for r in started],
+                                                device=self.device).view(len(started), -1)
         self._refresh_candidates()
 
     def _distance(self) -> torch.Tensor:
@@ -281,4 +293,9 @@ class R2RGraphVectorEnv(EpisodicVectorEnv):
         }
         if self.config.expert:
             info["expert_action"] = self.expert_action()
+        if self.config.landmark_labels:
+            t, s, nb = self.tables, self.scene_idx, self._cand
+            near = t.objects[s[:, None], nb.clamp(min=0)]
+            info["candidate_landmarks"] = torch.where((nb >= 0)[..., None], near, torch.zeros_like(near))
+            info["instruction_landmarks"] = self._named.clone()
         return info

@@ -196,10 +196,14 @@ class CandidateConfig:
     hidden: int = 64  # hidden units of the per-candidate MLP
     attend_instruction: bool = True
     attend_vision: bool = True
+    landmarks: int = 0  # K > 0: match K object categories near each candidate with those the instruction names (landmarks.py)
 
     def __post_init__(self) -> None:
         _choice("candidates", "head", self.head, CANDIDATE_HEADS)
         _positive_int("candidates", "hidden", self.hidden)
+        if isinstance(self.landmarks, bool) or not isinstance(self.landmarks, int) or self.landmarks < 0:
+            raise ValueError(f"policy.candidates.landmarks must be an int >= 0 (0: off; R2R-v0: 32 object categories), "
+                             f"got {self.landmarks!r}")
 
 
 @dataclass

@@ -50,6 +50,7 @@ from a path (MiniLM or `language.path`) is not copied into the checkpoint unless
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -84,6 +85,7 @@ from vlarena.policies.config import PolicyConfig
 from vlarena.policies.diffusion_head import DiffusionPolicyHead
 from vlarena.policies.fusion import Fusion
 from vlarena.policies.heads import ValueHead, build_action_head
+from vlarena.policies.landmarks import LandmarkMatcher
 from vlarena.policies.language import Instructions, LanguageEncoder, resolve_backbone
 from vlarena.policies.map_encoder import MapEncoder, check_map_space, check_view_space
 from vlarena.policies.memory import build_memory
@@ -134,8 +136,16 @@ class VLAPolicy(nn.Module):
             raise ValueError("policy.memory.attend_instruction is for action spaces without candidates; with candidate "
                              "actions the candidate encoder reads the instruction (policy.candidates.attend_instruction)")
         self.readout = Attention(dim, self.language.out_dim, dim, dim) if config.memory.attend_instruction else None
+        self.landmarks = None
+        if config.candidates.landmarks:
+            if self.candidate_spec is None:
+                raise ValueError(f"policy.candidates.landmarks={config.candidates.landmarks} scores candidate actions, "
+                                 f"but the observation space has no 'candidates' + 'candidate_mask' (candidates.py)")
+            self.landmarks = LandmarkMatcher(config.candidates.landmarks, self.candidate_spec.features,
+                                             self.vision.out_dim, self.language.out_dim)
         self.candidates = None if self.candidate_spec is None else CandidateEncoder(
-            self.candidate_spec, dim, config.candidates, self.vision.out_dim, self.language.out_dim)
+            dataclasses.replace(self.candidate_spec, features=self.candidate_spec.features + bool(self.landmarks)),
+            dim, config.candidates, self.vision.out_dim, self.language.out_dim)
         if config.action_head == "diffusion":
             self.action_head = DiffusionPolicyHead(dim, action_space, config.ddim_steps)
         elif self.candidate_spec is not None and config.candidates.head == "score":
@@ -261,7 +271,12 @@ class VLAPolicy(nn.Module):
                 out = out + self.readout(out[:, None], context["instruction"], context["instruction_mask"],
                                          context.get("instruction_index"))[:, 0]
             return out, out, allowed
+        scored = {}
+        if self.landmarks is not None:  # the match score joins each candidate's features (landmarks.py)
+            match, scored["landmark_near"], scored["landmark_named"] = self.landmarks(cands[0], **context)
+            cands = (torch.cat([cands[0], match.to(cands[0].dtype)], dim=-1), cands[1])
         z, enc = self.candidates(out, *cands, **context)
+        context.update(scored)
         valid = cands[1]
         action_mask = torch.cat([valid.new_ones(valid.shape[0], 1), valid], dim=1)  # STOP is always allowed
         if allowed is not None:
@@ -300,8 +315,9 @@ class VLAPolicy(nn.Module):
                          return_features: bool = False) -> tuple[torch.Tensor, ...]:
         """(log_prob, entropy, value), each flat (T * B,), of `actions` over a (T, B) rollout. With
         `return_features`, a 4th item: {"belief": memory outputs (T, B, H), "vision": pooled ViT tokens (T, B, D)}
-        and, with a map planner (policy.map_plan), "map_goal_logits" (T, B, K) over the map's object types (the
-        inputs of auxiliary losses such as CPC|A and DAgger's goal_coef)."""
+        and, with a map planner (policy.map_plan), "map_goal_logits" (T, B, K) over the map's object types, with
+        policy.candidates.landmarks, "landmark_near" (T, B, C, K) and "landmark_named" (T, B, K) logits (the
+        inputs of auxiliary losses such as CPC|A and DAgger's goal_coef and landmark_coef)."""
         if not isinstance(masks, torch.Tensor) or masks.dim() != 2:
             raise ValueError(f"masks must be a tensor (T, B), got {getattr(masks, 'shape', type(masks).__name__)}")
         t, b = masks.shape
@@ -316,6 +332,9 @@ class VLAPolicy(nn.Module):
         extras = {"belief": out.reshape(t, b, -1), "vision": context["vision"].mean(dim=1).view(t, b, -1)}
         if goal_logits is not None:
             extras["map_goal_logits"] = goal_logits.view(t, b, -1)
+        if self.landmarks is not None:
+            extras["landmark_near"] = context["landmark_near"].view(t, b, *context["landmark_near"].shape[1:])
+            extras["landmark_named"] = context["landmark_named"].view(t, b, -1)
         return log_prob, entropy, self.value_head(value_features), extras
 
     # ---- checkpoints -----------------------------------------------------------------------------
