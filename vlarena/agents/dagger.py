@@ -174,18 +174,18 @@ class DAggerTrainer(Trainer):
         for _ in range(cfg.num_steps):
             obs, masks, valid = run.policy_obs(), run.masks, run.valid
             expert = run.expert_action()
-            goals = None
+            step_labels = None
             if cfg.goal_coef > 0:
                 if GOAL_LABEL not in run.info:
                     raise ValueError(f"agent.goal_coef needs info[{GOAL_LABEL!r}] from the env (ALFRED-v0 gives it); "
                                      f"info holds {sorted(run.info)}")
-                goals = {"goal_type": run.info[GOAL_LABEL]}
+                step_labels = {"goal_type": run.info[GOAL_LABEL]}
             if cfg.landmark_coef > 0:
                 missing = [k for k in LANDMARK_LABELS.values() if k not in run.info]
                 if missing:
                     raise ValueError(f"agent.landmark_coef needs info{missing} from the env (R2R-v0 gives them with "
                                      f"env.kwargs.landmark_labels=true); info holds {sorted(run.info)}")
-                goals = {**(goals or {}), **{k: run.info[v] for k, v in LANDMARK_LABELS.items()}}
+                step_labels = {**(step_labels or {}), **{k: run.info[v] for k, v in LANDMARK_LABELS.items()}}
             with torch.no_grad(), self.autocast():
                 student, _, _, state = policy.act(obs, run.state, deterministic=cfg.student_action == "argmax",
                                                   masks=masks)
@@ -196,7 +196,7 @@ class DAggerTrainer(Trainer):
                 decides = torch.isin(student, self.expert_decides)
                 use_expert = use_expert | (known & decides & (student != expert))
             action = torch.where(use_expert.view(-1, *[1] * (student.dim() - 1)), expert, student)
-            storage.insert(obs, masks, valid, action, expert_actions=expert, labels=goals)
+            storage.insert(obs, masks, valid, action, expert_actions=expert, labels=step_labels)
             scored = valid * known.float()
             matches += ((student == expert).reshape(self.num_envs, -1).all(dim=1).float() * scored).sum()
             executed += (use_expert.float() * valid).sum()
@@ -277,8 +277,9 @@ def landmark_bce(extras: dict[str, torch.Tensor], labels: dict[str, torch.Tensor
     near, named = extras["landmark_near"].float(), extras["landmark_named"].float()
     near_loss = F.binary_cross_entropy_with_logits(near, labels["landmark_near"].to(near.dtype), reduction="none")
     named_loss = F.binary_cross_entropy_with_logits(named, labels["landmark_named"].to(named.dtype), reduction="none")
-    keep = valid.to(near.device)[..., None] * (candidate_mask.to(near.device) != 0).float()
-    return masked_mean(near_loss.mean(-1), keep) + masked_mean(named_loss.mean(-1), valid.to(near.device))
+    valid = valid.to(near.device)
+    keep = valid[..., None] * (candidate_mask.to(near.device) != 0).float()
+    return masked_mean(near_loss.mean(-1), keep) + masked_mean(named_loss.mean(-1), valid)
 
 
 def labelled(expert: torch.Tensor) -> torch.Tensor:
